@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "core/daemon/daemon.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <ctsync/sdk/sdk.hpp>
+
+#include "core/control/protocol.hpp"
+#include "core/control/server.hpp"
+#include "core/daemon/lock_file.hpp"
+#include "core/daemon/plugin_host.hpp"
+#include "core/log/logging.hpp"
+#include "core/metrics/registry.hpp"
+#include "core/version.hpp"
+
+namespace ctsync::core {
+namespace {
+
+// The network namespace this process runs in, as "net:[4026531840]" — lets an operator (and the tests)
+// tell side-by-side instances apart.
+std::string network_namespace() {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink("/proc/self/ns/net", ec);
+    return ec ? std::string("unknown") : target.string();
+}
+
+nlohmann::json plugins_json(const PluginHost& host) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& instance : host.instances()) {
+        const auto& d = *instance.slot.loaded->descriptor;
+        list.push_back({{"instance", instance.slot.instance},
+                        {"plugin", d.name},
+                        {"category", sdk::to_string(d.category)},
+                        {"version", d.version},
+                        {"abi", fmt::format("{}.{}", d.abi_major, d.abi_minor)},
+                        {"file", instance.slot.loaded->file.string()},
+                        {"slot", instance.slot.path}});
+    }
+    return list;
+}
+
+// Tells the waiting parent of `ctsyncd -d` how start-up went, exactly once.
+void report_ready(int& fd, const std::string& error) {
+    if (fd < 0) {
+        return;
+    }
+    std::string message = error.empty() ? "ok\n" : "error: " + error + "\n";
+    [[maybe_unused]] auto n = ::write(fd, message.data(), message.size());
+    ::close(fd);
+    fd = -1;
+}
+
+}  // namespace
+
+int run_daemon(DaemonConfig config, DaemonOptions options) {
+    auto log = get_logger("ctsyncd");
+    const auto started = std::chrono::steady_clock::now();
+
+    LockFile lock;
+    if (std::string error = lock.acquire(config.lock_file); !error.empty()) {
+        log->error("event=start_failed reason=\"{}\"", error);
+        report_ready(options.ready_fd, error);
+        return 1;
+    }
+
+    boost::asio::io_context io;
+    MetricsRegistry metrics;
+    PluginHost host(io.get_executor(), metrics, config.node_id);
+    if (std::string error = host.create_all(config.slots); !error.empty()) {
+        log->error("event=start_failed reason=\"{}\"", error);
+        report_ready(options.ready_fd, error);
+        return 1;
+    }
+    for (const auto& instance : host.instances()) {
+        const auto& d = *instance.slot.loaded->descriptor;
+        log->info("event=plugin_created instance={} plugin={} category={} version={} file={}",
+                  instance.slot.instance, d.name, sdk::to_string(d.category), d.version,
+                  instance.slot.loaded->file.string());
+    }
+
+    control::Server control(io, metrics);
+    control.add("version", [](const nlohmann::json&) {
+        return nlohmann::json{{"version", kVersion},
+                              {"abi", fmt::format("{}.{}", sdk::kAbiMajor, sdk::kAbiMinor)},
+                              {"fingerprint", CTSYNC_SDK_BUILD_FINGERPRINT},
+                              {"protocol", control::kProtocolVersion}};
+    });
+    control.add("status", [&](const nlohmann::json&) {
+        auto uptime =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
+        return nlohmann::json{{"node_id", config.node_id},
+                              {"node_name", config.node_name},
+                              {"pid", ::getpid()},
+                              {"role", sdk::to_string(sdk::Role::kInit)},
+                              {"uptime_s", uptime.count()},
+                              {"network_namespace", network_namespace()},
+                              {"config_file", config.source_file.string()},
+                              {"lock_file", config.lock_file.string()},
+                              {"control_socket", config.control_socket.string()},
+                              {"plugins", host.instances().size()},
+                              {"version", kVersion}};
+    });
+    control.add("stats", [&](const nlohmann::json&) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& sample : metrics.snapshot()) {
+            out.push_back({{"name", sample.name},
+                           {"kind", sample.kind},
+                           {"help", sample.help},
+                           {"value", sample.value}});
+        }
+        return out;
+    });
+    control.add("plugins", [&](const nlohmann::json&) { return plugins_json(host); });
+    if (std::string error = control.listen(config.control_socket); !error.empty()) {
+        log->error("event=start_failed reason=\"{}\"", error);
+        report_ready(options.ready_fd, error);
+        return 1;
+    }
+
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+        if (ec) {
+            return;
+        }
+        log->info("event=shutdown signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (options.notify_systemd) {
+            ::sd_notify(0, "STOPPING=1");
+        }
+        control.close();
+        host.stop_all();
+        io.stop();
+    });
+
+    log->info(
+        "event=started node_id={} node_name={} pid={} plugins={} control_socket={} lock_file={} netns={}",
+        config.node_id, config.node_name, ::getpid(), host.instances().size(), config.control_socket.string(),
+        config.lock_file.string(), network_namespace());
+    if (options.notify_systemd) {
+        ::sd_notify(0, "READY=1");
+    }
+    report_ready(options.ready_fd, {});
+    io.run();
+    log->info("event=stopped");
+    return 0;
+}
+
+}  // namespace ctsync::core

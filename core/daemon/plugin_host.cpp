@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "core/daemon/plugin_host.hpp"
+
+#include <fmt/format.h>
+
+namespace ctsync::core {
+
+PluginHost::PluginHost(boost::asio::any_io_executor executor, MetricsRegistry& metrics, std::uint32_t node_id)
+    : executor_(std::move(executor)), metrics_(metrics), node_id_(node_id) {}
+
+PluginHost::~PluginHost() {
+    stop_all();
+    while (!instances_.empty()) {
+        instances_.pop_back();  // reverse creation order; object before its logger and metrics
+    }
+}
+
+std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
+    for (const auto& slot : slots) {
+        PluginInstance instance;
+        instance.slot = slot;
+        instance.logger = std::make_unique<HostLogger>(slot.instance);
+        instance.metrics = std::make_unique<ScopedMetrics>(metrics_, slot.instance);
+        sdk::PluginContext context;
+        context.executor = executor_;
+        context.logger = instance.logger.get();
+        context.metrics = instance.metrics.get();
+        context.node_id = node_id_;
+        context.instance_name = slot.instance;
+        const auto& descriptor = slot.loaded->descriptor;
+        sdk::CreateResult result = descriptor->create(context, slot.config);
+        if (!result.plugin || !result.error.empty()) {
+            std::string reason = result.error.empty() ? "factory returned no object" : result.error;
+            // A plugin that returned both an object and an error is refused too; the object dies here, while
+            // its library is still loaded through `descriptor`.
+            result.plugin.reset();
+            stop_all();
+            instances_.clear();
+            return fmt::format("{}: plugin '{}' (instance '{}') refused to start: {}", slot.path, slot.plugin,
+                               slot.instance, reason);
+        }
+        if (result.plugin->category() != descriptor->category) {
+            auto found = result.plugin->category();
+            result.plugin.reset();
+            stop_all();
+            instances_.clear();
+            return fmt::format("{}: plugin '{}' created an object of category {}, its descriptor says {}",
+                               slot.path, slot.plugin, sdk::to_string(found),
+                               sdk::to_string(descriptor->category));
+        }
+        instance.object = hold_library<sdk::Plugin>(std::move(result.plugin), descriptor);
+        instances_.push_back(std::move(instance));
+        stopped_ = false;
+    }
+    return {};
+}
+
+void PluginHost::stop_all() {
+    if (stopped_) {
+        return;
+    }
+    stopped_ = true;
+    for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
+        if (it->object) {
+            it->object->stop();
+        }
+    }
+}
+
+}  // namespace ctsync::core

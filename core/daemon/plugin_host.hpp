@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Creates the plugin instances the config asks for, gives each its host services, and owns them. Instances
+// are destroyed in reverse creation order, each before its library is released.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <ctsync/sdk/sdk.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config/daemon_config.hpp"
+#include "core/log/logging.hpp"
+#include "core/metrics/registry.hpp"
+
+namespace ctsync::core {
+
+struct PluginInstance {
+    SlotEntry slot;
+    std::unique_ptr<HostLogger> logger;
+    std::unique_ptr<ScopedMetrics> metrics;
+    std::shared_ptr<sdk::Plugin> object;  // keeps the library loaded
+
+    template <class Interface>
+    Interface* as() const {
+        return object && object->category() == slot.loaded->descriptor->category
+                   ? static_cast<Interface*>(object.get())
+                   : nullptr;
+    }
+};
+
+class PluginHost {
+  public:
+    PluginHost(boost::asio::any_io_executor executor, MetricsRegistry& metrics, std::uint32_t node_id);
+    ~PluginHost();
+
+    // Runs every slot's factory in config order. On the first refusal, destroys what was created and returns
+    // "<slot path>: plugin '<id>' (instance '<name>') refused to start: <reason>". Empty on success.
+    std::string create_all(const std::vector<SlotEntry>& slots);
+    // stop() on every instance, in reverse order. Idempotent.
+    void stop_all();
+
+    const std::vector<PluginInstance>& instances() const { return instances_; }
+
+  private:
+    boost::asio::any_io_executor executor_;
+    MetricsRegistry& metrics_;
+    std::uint32_t node_id_;
+    std::vector<PluginInstance> instances_;
+    bool stopped_ = false;
+};
+
+}  // namespace ctsync::core

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The daemon's metrics: counters and gauges by dotted name, read by `ctsyncctl stats`.
+#pragma once
+
+#include <ctsync/sdk/host.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ctsync::core {
+
+struct MetricSample {
+    std::string name;
+    std::string kind;  // "counter" or "gauge"
+    std::string help;
+    std::int64_t value = 0;
+};
+
+// Thread-safe. Metric objects are never removed, so references stay valid for the registry's lifetime.
+class MetricsRegistry {
+  public:
+    // Names: non-empty, [a-z0-9_.-]. An invalid name gets a detached metric (never listed) and is counted
+    // in "metrics.invalid_names".
+    sdk::Counter& counter(const std::string& name, const std::string& help);
+    sdk::Gauge& gauge(const std::string& name, const std::string& help);
+    std::vector<MetricSample> snapshot() const;
+
+    static bool valid_name(const std::string& name);
+
+  private:
+    struct Entry {
+        std::string help;
+        std::unique_ptr<sdk::Counter> counter;
+        std::unique_ptr<sdk::Gauge> gauge;
+    };
+    mutable std::mutex mutex_;
+    std::map<std::string, Entry> entries_;
+    std::vector<std::unique_ptr<sdk::Counter>> detached_counters_;
+    std::vector<std::unique_ptr<sdk::Gauge>> detached_gauges_;
+};
+
+// sdk::Metrics for one plugin instance: names become "<instance>.<name>".
+class ScopedMetrics final : public sdk::Metrics {
+  public:
+    ScopedMetrics(MetricsRegistry& registry, std::string prefix)
+        : registry_(registry), prefix_(std::move(prefix)) {}
+    sdk::Counter& counter(std::string_view name, std::string_view help) noexcept override;
+    sdk::Gauge& gauge(std::string_view name, std::string_view help) noexcept override;
+
+  private:
+    MetricsRegistry& registry_;
+    std::string prefix_;
+};
+
+}  // namespace ctsync::core

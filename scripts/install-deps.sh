@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every package ctsync needs to build, test and run its demo on Debian 12, by name.
+# Idempotent: re-running it only installs what is missing. Must run as root.
+set -euo pipefail
+
+if [[ ${EUID} -ne 0 ]]; then
+    echo "install-deps: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+# Build toolchain and libraries linked by ctsync.
+build_packages=(
+    build-essential g++ cmake ninja-build pkg-config clang-format git
+    libboost-dev libboost-filesystem-dev libboost-system-dev
+    libmnl-dev libnetfilter-conntrack-dev
+    nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+    libsodium-dev libsystemd-dev
+    libgtest-dev libgmock-dev googletest libbenchmark-dev
+)
+# Real peers and lab tools used by the kernel/netns tests, the benchmarks and the demo.
+lab_packages=(
+    iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod
+)
+
+missing=()
+for pkg in "${build_packages[@]}" "${lab_packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("${pkg}")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#build_packages[@]}+${#lab_packages[@]} packages already installed"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian starts daemons on install; the project runs its own instances in namespaces only.
+for svc in conntrackd keepalived; do
+    systemctl disable --now "${svc}" >/dev/null 2>&1 || true
+done
+echo "install-deps: done"

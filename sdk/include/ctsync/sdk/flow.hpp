@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The flow model: plain value types describing a conntrack entry and an expectation completely enough to
+// recreate them on another node. No kernel or netlink types appear here; the source plugin translates.
+// All types are regular values (copyable, comparable), safe to use from any thread once constructed.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "ctsync/sdk/abi.hpp"
+
+namespace ctsync::sdk {
+inline namespace CTSYNC_SDK_ABI_NAMESPACE {
+
+// Layer-3 family, with the kernel's AF_* values so that translation is a cast.
+enum class Family : std::uint8_t { kUnspec = 0, kIpv4 = 2, kIpv6 = 10 };
+
+// Layer-4 protocol numbers (IANA, as IPPROTO_*). Any other number is carried as-is (generic handler).
+namespace l4 {
+inline constexpr std::uint8_t kIcmp = 1;
+inline constexpr std::uint8_t kTcp = 6;
+inline constexpr std::uint8_t kUdp = 17;
+inline constexpr std::uint8_t kDccp = 33;
+inline constexpr std::uint8_t kGre = 47;
+inline constexpr std::uint8_t kIcmpv6 = 58;
+inline constexpr std::uint8_t kSctp = 132;
+inline constexpr std::uint8_t kUdplite = 136;
+}  // namespace l4
+
+// An IPv4 or IPv6 address in network byte order; IPv4 uses the first 4 bytes, the rest stays zero so that
+// comparison and hashing need not know the family.
+struct Address {
+    std::array<std::uint8_t, 16> bytes{};
+    friend bool operator==(const Address&, const Address&) = default;
+};
+
+// One direction of a connection. Ports are in host byte order. For ICMP/ICMPv6, `src_port` holds the
+// identifier and `icmp_type`/`icmp_code` the message; for GRE the ports hold the keys (PPTP call ids).
+struct Tuple {
+    Address src;
+    Address dst;
+    Family family = Family::kUnspec;
+    std::uint8_t protocol = 0;
+    std::uint16_t src_port = 0;
+    std::uint16_t dst_port = 0;
+    std::uint8_t icmp_type = 0;
+    std::uint8_t icmp_code = 0;
+    friend bool operator==(const Tuple&, const Tuple&) = default;
+};
+
+// Conntrack zone: the id and the directions it applies to (the kernel's NF_CT_ZONE_DIR_* bits).
+struct Zone {
+    static constexpr std::uint8_t kDirOriginal = 1;
+    static constexpr std::uint8_t kDirReply = 2;
+    static constexpr std::uint8_t kDirBoth = kDirOriginal | kDirReply;
+    std::uint16_t id = 0;
+    std::uint8_t directions = kDirBoth;
+    friend bool operator==(const Zone&, const Zone&) = default;
+};
+
+// Identity of a flow in every cache: zone plus original tuple, as the kernel's own lookup.
+struct FlowKey {
+    Zone zone;
+    Tuple original;
+    friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+
+// A NAT binding as the kernel's CTA_NAT_* attributes express it (address range collapsed to the bound
+// address and port, which is what the reply tuple of an existing entry already fixes).
+struct NatBinding {
+    bool present = false;
+    Address address;
+    std::uint16_t port = 0;  // host order; 0 when the port is not translated
+    friend bool operator==(const NatBinding&, const NatBinding&) = default;
+};
+
+// TCP sequence adjustment of one direction (helpers that rewrite payload, e.g. FTP with NAT).
+struct SeqAdjust {
+    bool present = false;
+    std::uint32_t correction_pos = 0;
+    std::int32_t offset_before = 0;
+    std::int32_t offset_after = 0;
+    friend bool operator==(const SeqAdjust&, const SeqAdjust&) = default;
+};
+
+// Protocol state. Only the member matching the tuple's protocol is meaningful; the others stay zero.
+struct TcpState {
+    std::uint8_t state = 0;  // kernel TCP_CONNTRACK_* value
+    std::uint8_t wscale_original = 0;
+    std::uint8_t wscale_reply = 0;
+    std::uint8_t flags_original = 0;  // IP_CT_TCP_FLAG_* bits
+    std::uint8_t flags_reply = 0;
+    friend bool operator==(const TcpState&, const TcpState&) = default;
+};
+struct SctpState {
+    std::uint8_t state = 0;  // kernel SCTP_CONNTRACK_* value
+    std::uint32_t vtag_original = 0;
+    std::uint32_t vtag_reply = 0;
+    friend bool operator==(const SctpState&, const SctpState&) = default;
+};
+struct DccpState {
+    std::uint8_t state = 0;
+    std::uint8_t role = 0;
+    std::uint64_t handshake_seq = 0;
+    friend bool operator==(const DccpState&, const DccpState&) = default;
+};
+
+inline constexpr std::size_t kHelperNameSize = 16;  // NF_CT_HELPER_NAME_LEN, including the terminator
+using HelperName = std::array<char, kHelperNameSize>;
+using Labels = std::array<std::uint8_t, 16>;  // 128 conntrack label bits
+
+// Sets a HelperName from a string; names longer than 15 bytes are refused (returns false, name unchanged).
+inline bool set_helper_name(HelperName& out, std::string_view name) noexcept {
+    if (name.size() >= kHelperNameSize) {
+        return false;
+    }
+    out.fill('\0');
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        out[i] = name[i];
+    }
+    return true;
+}
+inline std::string_view helper_name_view(const HelperName& name) noexcept {
+    std::size_t n = 0;
+    while (n < name.size() && name[n] != '\0') {
+        ++n;
+    }
+    return {name.data(), n};
+}
+
+// Everything needed to recreate a conntrack entry on another node.
+struct FlowState {
+    Zone zone;
+    Tuple original;
+    Tuple reply;
+    std::uint32_t status = 0;  // IPS_* bits as the kernel reports them
+    std::uint32_t mark = 0;
+    std::uint32_t timeout = 0;  // seconds left when read
+    Labels labels{};
+    HelperName helper{};
+    NatBinding snat;
+    NatBinding dnat;
+    SeqAdjust seq_original;
+    SeqAdjust seq_reply;
+    TcpState tcp;
+    SctpState sctp;
+    DccpState dccp;
+    std::uint32_t kernel_id = 0;  // CTA_ID on the node that read it; meaningless elsewhere
+
+    FlowKey key() const noexcept { return FlowKey{zone, original}; }
+    friend bool operator==(const FlowState&, const FlowState&) = default;
+};
+
+// A helper's expectation of a related connection (FTP data, SIP media...).
+struct Expectation {
+    Zone zone;
+    Tuple master;    // original tuple of the master flow
+    Tuple expected;  // tuple the related connection will have
+    Tuple mask;      // which bits of `expected` must match
+    HelperName helper{};
+    std::uint32_t expect_class = 0;
+    std::uint32_t flags = 0;    // NF_CT_EXPECT_* bits
+    std::uint32_t timeout = 0;  // seconds left when read
+    NatBinding nat;             // where the expected connection is NATed to, if any
+    std::uint8_t nat_direction = 0;
+    friend bool operator==(const Expectation&, const Expectation&) = default;
+};
+
+// What happened to an entry, as the kernel reports it.
+enum class EventKind : std::uint8_t { kNew = 1, kUpdate = 2, kDestroy = 3 };
+
+}  // namespace CTSYNC_SDK_ABI_NAMESPACE
+}  // namespace ctsync::sdk
