@@ -55,7 +55,7 @@ const ConfigKey kNodeKeys[] = {
     {.name = "name",
      .type = KeyType::kString,
      .default_json = "\"\"",
-     .description = "Human name for logs and status (defaults to the id).",
+     .description = "Human name for logs and status; empty means node<id>.",
      .min = 0},
 };
 
@@ -133,6 +133,14 @@ void parse_slot(const nlohmann::json& input, sdk::Category category, const std::
         entry.file = fs::path(values["file"].get<std::string>());
     }
     entry.raw_config = values["config"];
+    // The core logs as "ctsyncd" and owns the "control." and "metrics." metric names.
+    static const std::set<std::string> kReserved = {"ctsyncd", "control", "metrics", "core"};
+    if (kReserved.count(entry.instance) != 0) {
+        report.issues.push_back(
+            {join_path(path, values["name"].is_string() ? "name" : "plugin"),
+             fmt::format("'{}' is reserved for the core; choose another instance name", entry.instance)});
+        return;
+    }
     if (!valid_instance_name(entry.instance)) {
         report.issues.push_back(
             {join_path(path, values["name"].is_string() ? "name" : "plugin"),
@@ -266,7 +274,8 @@ std::optional<DaemonConfig> read_daemon_config(const fs::path& file, ConfigRepor
     buffer << in.rdbuf();
     auto config = parse_daemon_config(buffer.str(), file.string(), report);
     if (config) {
-        config->source_file = file;
+        std::error_code ec;
+        config->source_file = fs::absolute(file, ec);
     }
     return config;
 }

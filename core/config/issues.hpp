@@ -2,6 +2,7 @@
 // Problems found while reading a configuration, each with the JSON path it concerns.
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -21,5 +22,10 @@ std::string join_path(const std::string& parent, std::size_t index);
 
 // "path: message" — the form every tool prints.
 std::string format_issue(const ConfigIssue& issue);
+
+// For test frameworks and logs.
+inline std::ostream& operator<<(std::ostream& out, const ConfigIssue& issue) {
+    return out << format_issue(issue);
+}
 
 }  // namespace ctsync::core

@@ -301,7 +301,8 @@ ConfigIssues check_key_table(std::span<const ConfigKey> keys) {
         if (key.required && key.default_json != nullptr) {
             issues.push_back({name, "required key with a default"});
         }
-        if (key.default_json != nullptr) {
+        bool checkable = !(key.type == KeyType::kEnum && (key.choices == nullptr || key.choices[0] == '\0'));
+        if (key.default_json != nullptr && checkable) {
             auto value = nlohmann::json::parse(key.default_json, nullptr, /*allow_exceptions=*/false);
             if (value.is_discarded()) {
                 issues.push_back({name, fmt::format("default '{}' is not valid JSON", key.default_json)});

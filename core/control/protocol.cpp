@@ -42,7 +42,9 @@ std::optional<Request> parse_request(const std::string& line, std::string& error
 }
 
 std::string encode_request(const Request& request) {
-    return nlohmann::json{{"command", request.command}, {"args", request.args}}.dump() + "\n";
+    // A default-constructed json is null; the protocol wants an object.
+    const nlohmann::json args = request.args.is_null() ? nlohmann::json::object() : request.args;
+    return nlohmann::json{{"command", request.command}, {"args", args}}.dump() + "\n";
 }
 
 std::string encode_ok(const nlohmann::json& result) {

@@ -99,7 +99,23 @@ std::string Server::listen(const std::filesystem::path& path) {
     if (path.has_parent_path()) {
         std::filesystem::create_directories(path.parent_path(), fs_ec);
     }
-    std::filesystem::remove(path, fs_ec);
+    // Replace only a dead socket: never another kind of file, never a socket someone still serves (two
+    // instances whose configs share a control_socket but not a lock file).
+    auto status = std::filesystem::symlink_status(path, fs_ec);
+    if (!fs_ec && status.type() != std::filesystem::file_type::not_found) {
+        if (status.type() != std::filesystem::file_type::socket) {
+            return "control socket path '" + path.string() +
+                   "' exists and is not a socket; refusing to replace it";
+        }
+        stream::socket probe(io_);
+        boost::system::error_code probe_ec;
+        probe.connect(stream::endpoint(path.string()), probe_ec);
+        if (!probe_ec) {
+            return "control socket '" + path.string() +
+                   "' is served by another process; give each instance its own .daemon.control_socket";
+        }
+        std::filesystem::remove(path, fs_ec);
+    }
     boost::system::error_code ec;
     acceptor_.open(stream(), ec);
     if (!ec) {

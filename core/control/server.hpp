@@ -26,8 +26,9 @@ class Server {
     ~Server();
 
     void add(const std::string& command, Handler handler);
-    // Binds `path` (mode 0660, parent created 0755). A leftover socket file is replaced: the caller holds
-    // the instance's lock file, so no live daemon can own it. Returns an error message, empty on success.
+    // Binds `path` (mode 0660, parent directories created). A leftover socket nobody serves (a daemon that
+    // was killed) is replaced; a socket that still answers, or a file that is not a socket, is an error.
+    // Returns an error message, empty on success.
     std::string listen(const std::filesystem::path& path);
     void close();
 

@@ -122,6 +122,23 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return 1;
     }
 
+    // SIGHUP reopens the log file (logrotate's postrotate), as most daemons do.
+    boost::asio::signal_set hangup(io, SIGHUP);
+    std::function<void()> wait_hangup = [&] {
+        hangup.async_wait([&](const boost::system::error_code& ec, int) {
+            if (ec) {
+                return;
+            }
+            if (std::string error = reopen_log(); !error.empty()) {
+                log->error("event=log_reopen_failed reason=\"{}\"", error);
+            } else {
+                log->info("event=log_reopened");
+            }
+            wait_hangup();
+        });
+    };
+    wait_hangup();
+
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
         if (ec) {
@@ -132,6 +149,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
             ::sd_notify(0, "STOPPING=1");
         }
         control.close();
+        hangup.cancel();
         host.stop_all();
         io.stop();
     });

@@ -3,19 +3,36 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 namespace ctsync::core {
 
 PluginHost::PluginHost(boost::asio::any_io_executor executor, MetricsRegistry& metrics, std::uint32_t node_id)
     : executor_(std::move(executor)), metrics_(metrics), node_id_(node_id) {}
 
 PluginHost::~PluginHost() {
+    destroy_all();
+}
+
+void PluginHost::destroy_all() {
     stop_all();
     while (!instances_.empty()) {
-        instances_.pop_back();  // reverse creation order; object before its logger and metrics
+        instances_.pop_back();  // reverse creation order; each object before its logger and metrics
     }
 }
 
 std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
+    // Undoes a partial start: the refused object (if any) is stopped and destroyed first, while its library
+    // is still held by the slot's descriptor, then everything created before it, in reverse order.
+    auto refuse = [&](std::unique_ptr<sdk::Plugin> stray, std::string message) {
+        if (stray) {
+            stray->stop();
+            stray.reset();
+        }
+        destroy_all();
+        return message;
+    };
+    std::map<std::uint8_t, std::string> proto_owner;  // layer-4 protocol -> instance serving it
     for (const auto& slot : slots) {
         PluginInstance instance;
         instance.slot = slot;
@@ -31,22 +48,30 @@ std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
         sdk::CreateResult result = descriptor->create(context, slot.config);
         if (!result.plugin || !result.error.empty()) {
             std::string reason = result.error.empty() ? "factory returned no object" : result.error;
-            // A plugin that returned both an object and an error is refused too; the object dies here, while
-            // its library is still loaded through `descriptor`.
-            result.plugin.reset();
-            stop_all();
-            instances_.clear();
-            return fmt::format("{}: plugin '{}' (instance '{}') refused to start: {}", slot.path, slot.plugin,
-                               slot.instance, reason);
+            return refuse(std::move(result.plugin),
+                          fmt::format("{}: plugin '{}' (instance '{}') refused to start: {}", slot.path,
+                                      slot.plugin, slot.instance, reason));
         }
         if (result.plugin->category() != descriptor->category) {
             auto found = result.plugin->category();
-            result.plugin.reset();
-            stop_all();
-            instances_.clear();
-            return fmt::format("{}: plugin '{}' created an object of category {}, its descriptor says {}",
-                               slot.path, slot.plugin, sdk::to_string(found),
-                               sdk::to_string(descriptor->category));
+            return refuse(
+                std::move(result.plugin),
+                fmt::format("{}: plugin '{}' created an object of category {}, its descriptor says {}",
+                            slot.path, slot.plugin, sdk::to_string(found),
+                            sdk::to_string(descriptor->category)));
+        }
+        if (result.plugin->category() == sdk::Category::kProto) {
+            const auto& proto = static_cast<const sdk::ProtoHandler&>(*result.plugin);
+            for (std::uint8_t protocol : proto.protocols()) {
+                auto [it, inserted] = proto_owner.emplace(protocol, slot.instance);
+                if (!inserted) {
+                    return refuse(
+                        std::move(result.plugin),
+                        fmt::format("{}: plugin '{}' (instance '{}') claims layer-4 protocol {}, already "
+                                    "served by instance '{}'",
+                                    slot.path, slot.plugin, slot.instance, protocol, it->second));
+                }
+            }
         }
         instance.object = hold_library<sdk::Plugin>(std::move(result.plugin), descriptor);
         instances_.push_back(std::move(instance));

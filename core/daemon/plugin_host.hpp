@@ -34,8 +34,9 @@ class PluginHost {
     PluginHost(boost::asio::any_io_executor executor, MetricsRegistry& metrics, std::uint32_t node_id);
     ~PluginHost();
 
-    // Runs every slot's factory in config order. On the first refusal, destroys what was created and returns
-    // "<slot path>: plugin '<id>' (instance '<name>') refused to start: <reason>". Empty on success.
+    // Runs every slot's factory in config order. On the first refusal (factory error, wrong category, two
+    // proto handlers for one layer-4 protocol) stops and destroys what was created, in reverse order, and
+    // returns "<slot path>: plugin '<id>' (instance '<name>') ...". Empty on success.
     std::string create_all(const std::vector<SlotEntry>& slots);
     // stop() on every instance, in reverse order. Idempotent.
     void stop_all();
@@ -43,6 +44,8 @@ class PluginHost {
     const std::vector<PluginInstance>& instances() const { return instances_; }
 
   private:
+    void destroy_all();
+
     boost::asio::any_io_executor executor_;
     MetricsRegistry& metrics_;
     std::uint32_t node_id_;

@@ -144,7 +144,8 @@ LoadResult PluginLoader::load(const std::string& name, std::optional<sdk::Catego
         for (const auto& dir : search_path_) {
             fs::path candidate = dir / plugin_file_name(name);
             std::error_code ec;
-            if (fs::exists(candidate, ec)) {
+            if (fs::is_regular_file(candidate,
+                                    ec)) {  // follows symlinks; skips dangling ones and directories
                 file = candidate;
                 break;
             }

@@ -12,6 +12,7 @@ namespace {
 
 std::mutex g_mutex;
 spdlog::sink_ptr g_sink;
+std::optional<std::filesystem::path> g_file;
 spdlog::level::level_enum g_level = spdlog::level::info;
 
 // ISO-8601 time with milliseconds, level, logger name, message ("event=... key=value").
@@ -63,8 +64,27 @@ std::string setup_logging(const std::string& level, const std::optional<std::fil
     sink->set_pattern(kPattern);
     std::lock_guard lock(g_mutex);
     g_sink = sink;
+    g_file = file;
     g_level = parsed;
     spdlog::drop_all();
+    return {};
+}
+
+std::string reopen_log() {
+    std::lock_guard lock(g_mutex);
+    if (!g_file) {
+        return {};
+    }
+    spdlog::sink_ptr sink;
+    try {
+        sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(g_file->string(), /*truncate=*/false);
+    } catch (const spdlog::spdlog_ex& e) {
+        return "cannot reopen log file '" + g_file->string() + "': " + e.what();
+    }
+    sink->set_pattern(kPattern);
+    g_sink = sink;
+    // Loggers are used from the event-loop thread only (plugins own no threads), which also runs this.
+    spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& logger) { logger->sinks() = {sink}; });
     return {};
 }
 

@@ -19,6 +19,10 @@ namespace ctsync::core {
 // (empty on success), e.g. when the file cannot be opened.
 std::string setup_logging(const std::string& level, const std::optional<std::filesystem::path>& file);
 
+// Reopens the log file (after logrotate moved it), for every logger. No-op when logging to standard error.
+// Returns an error message, empty on success; on failure the old file stays in use.
+std::string reopen_log();
+
 // A logger named `name` writing to the shared sink (created on first use).
 std::shared_ptr<spdlog::logger> get_logger(const std::string& name);
 

@@ -15,15 +15,19 @@ bool MetricsRegistry::valid_name(const std::string& name) {
     return true;
 }
 
+void MetricsRegistry::count_invalid_locked() {
+    auto& invalid = entries_["metrics.invalid_names"];
+    if (!invalid.counter) {
+        invalid.help = "metrics requested with an invalid or already taken name (not listed)";
+        invalid.counter = std::make_unique<sdk::Counter>();
+    }
+    invalid.counter->add();
+}
+
 sdk::Counter& MetricsRegistry::counter(const std::string& name, const std::string& help) {
     std::lock_guard lock(mutex_);
-    if (!valid_name(name)) {
-        auto& invalid = entries_["metrics.invalid_names"];
-        if (!invalid.counter) {
-            invalid.help = "metrics requested with an invalid name (not listed)";
-            invalid.counter = std::make_unique<sdk::Counter>();
-        }
-        invalid.counter->add();
+    if (!valid_name(name) || (entries_.count(name) != 0 && entries_[name].gauge)) {
+        count_invalid_locked();
         return *detached_counters_.emplace_back(std::make_unique<sdk::Counter>());
     }
     auto& entry = entries_[name];
@@ -36,13 +40,11 @@ sdk::Counter& MetricsRegistry::counter(const std::string& name, const std::strin
 
 sdk::Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help) {
     std::lock_guard lock(mutex_);
-    if (!valid_name(name)) {
+    if (!valid_name(name) || (entries_.count(name) != 0 && entries_[name].counter)) {
+        count_invalid_locked();
         return *detached_gauges_.emplace_back(std::make_unique<sdk::Gauge>());
     }
     auto& entry = entries_[name];
-    if (entry.counter) {
-        return *detached_gauges_.emplace_back(std::make_unique<sdk::Gauge>());  // name taken by a counter
-    }
     if (!entry.gauge) {
         entry.help = help;
         entry.gauge = std::make_unique<sdk::Gauge>();

@@ -21,8 +21,8 @@ struct MetricSample {
 // Thread-safe. Metric objects are never removed, so references stay valid for the registry's lifetime.
 class MetricsRegistry {
   public:
-    // Names: non-empty, [a-z0-9_.-]. An invalid name gets a detached metric (never listed) and is counted
-    // in "metrics.invalid_names".
+    // Names: non-empty, at most 128 bytes, [a-z0-9_.-]. An invalid name, or one already taken by a metric of
+    // the other kind, gets a detached metric (never listed) and is counted in "metrics.invalid_names".
     sdk::Counter& counter(const std::string& name, const std::string& help);
     sdk::Gauge& gauge(const std::string& name, const std::string& help);
     std::vector<MetricSample> snapshot() const;
@@ -30,6 +30,7 @@ class MetricsRegistry {
     static bool valid_name(const std::string& name);
 
   private:
+    void count_invalid_locked();
     struct Entry {
         std::string help;
         std::unique_ptr<sdk::Counter> counter;

@@ -4,7 +4,8 @@
 # Builds the plugin <id> (its folder name and config id, e.g. "filter-port") as the loadable module
 # "ctsync-<id>.so": hidden visibility so that the descriptor alias is the only exported symbol, linked
 # against ctsync::sdk, installed into <libdir>/ctsync/plugins where ctsyncd looks for it. Used in tree and
-# out of tree alike.
+# out of tree alike. OUTPUT_DIRECTORY overrides where the module is written in the build tree (in-tree plugins
+# default to <build>/lib/ctsync/plugins, the directory ctsyncd searches when it runs from the build tree).
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 

@@ -10,7 +10,11 @@
 #include "core/loader/plugin_loader.hpp"
 #include "ctsync/sdk/testing/mocks.hpp"
 
-namespace ctsync::sdk::testing {
+namespace ctsync::testkit {
+
+// The test kit speaks the SDK's types unqualified; it lives apart from ctsync::sdk so that
+// `using namespace ctsync::sdk` in a test does not make gtest's ::testing ambiguous.
+using namespace ::ctsync::sdk;
 namespace {
 
 using ::testing::_;
@@ -137,4 +141,4 @@ void register_conformance_tests(const ConformanceSpec& spec) {
     }
 }
 
-}  // namespace ctsync::sdk::testing
+}  // namespace ctsync::testkit

@@ -78,7 +78,8 @@ struct ConfigError {
 using ConfigErrors = std::vector<ConfigError>;
 
 // A plugin's configuration after validation: every declared key is present (defaults filled in) and has
-// the declared type, so the accessors cannot fail for declared keys. Read-only; cheap to copy.
+// the declared type. An optional key without default may be null: test it with has() before get_*(), which
+// throw for null. Read-only; cheap to copy.
 // Accessing an undeclared key is a programming error and throws std::out_of_range inside the plugin
 // (the factory guard turns it into a refusal; it never crosses the boundary).
 class PluginConfig {

@@ -53,8 +53,9 @@ class Gauge {
 // Registry of a plugin instance's metrics; names are scoped to the instance by the host
 // ("<instance>.<name>"). Call from the executor thread (typically in the factory). The returned reference
 // stays valid for the host's lifetime, which exceeds the plugin's. Asking twice for a name returns the same
-// object. Never throws: an invalid name (empty, or characters outside [a-z0-9_.]) is logged by the host and
-// gets a detached metric.
+// object. Never throws: an invalid name (empty, longer than 128 bytes, characters outside [a-z0-9_.-], or
+// taken by a metric of the other kind) gets a detached metric, never listed, counted in
+// metrics.invalid_names.
 class Metrics {
   public:
     virtual ~Metrics() = default;

@@ -24,7 +24,8 @@ enum class Change : std::uint8_t {
 class ProtoHandler : public Plugin {
   public:
     Category category() const noexcept final { return Category::kProto; }
-    // Layer-4 protocol numbers this handler serves (see l4::). The host refuses two handlers for one number.
+    // Layer-4 protocol numbers this handler serves (see l4::). The host refuses to start when two handlers
+    // claim one number.
     virtual std::span<const std::uint8_t> protocols() const noexcept = 0;
     // Whether a flow in this state is worth sending at all (e.g. TCP SYN_SENT may be skipped).
     virtual bool worth_replicating(const FlowState& flow) const noexcept = 0;

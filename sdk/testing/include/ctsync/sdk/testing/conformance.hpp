@@ -4,7 +4,7 @@
 //
 //   int main(int argc, char** argv) {
 //       ::testing::InitGoogleTest(&argc, argv);
-//       ctsync::sdk::testing::register_conformance_tests({.plugin_file = PLUGIN_FILE, ...});
+//       ctsync::testkit::register_conformance_tests({.plugin_file = PLUGIN_FILE, ...});
 //       return RUN_ALL_TESTS();
 //   }
 #pragma once
@@ -14,7 +14,11 @@
 #include <string>
 #include <vector>
 
-namespace ctsync::sdk::testing {
+namespace ctsync::testkit {
+
+// The test kit speaks the SDK's types unqualified; it lives apart from ctsync::sdk so that
+// `using namespace ctsync::sdk` in a test does not make gtest's ::testing ambiguous.
+using namespace ::ctsync::sdk;
 
 struct ConformanceSpec {
     std::string plugin_file;  // path of the built ctsync-<id>.so
@@ -31,4 +35,4 @@ struct ConformanceSpec {
 // its library; stop() is idempotent; every bad config is refused with at least one error.
 void register_conformance_tests(const ConformanceSpec& spec);
 
-}  // namespace ctsync::sdk::testing
+}  // namespace ctsync::testkit

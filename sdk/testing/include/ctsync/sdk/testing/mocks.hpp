@@ -11,7 +11,11 @@
 #include <memory>
 #include <string>
 
-namespace ctsync::sdk::testing {
+namespace ctsync::testkit {
+
+// The test kit speaks the SDK's types unqualified; it lives apart from ctsync::sdk so that
+// `using namespace ctsync::sdk` in a test does not make gtest's ::testing ambiguous.
+using namespace ::ctsync::sdk;
 
 class MockLogger : public Logger {
   public:
@@ -122,4 +126,4 @@ class MockHaAdapter : public HaAdapter {
     MOCK_METHOD(void, update_readiness, (const SyncReadiness& readiness), (noexcept, override));
 };
 
-}  // namespace ctsync::sdk::testing
+}  // namespace ctsync::testkit

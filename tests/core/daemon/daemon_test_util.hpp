@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Helpers for tests that run the real ctsyncd and ctsyncctl binaries.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/support/process.hpp"
+
+namespace ctsync::test {
+
+inline const std::string kCtsyncd = CTSYNC_CTSYNCD;
+inline const std::string kCtsyncctl = CTSYNC_CTSYNCCTL;
+inline const std::filesystem::path kFixtures = CTSYNC_FIXTURE_DIR;
+
+// A config for one instance whose lock file, socket and log all live in `dir`.
+inline nlohmann::json instance_config(const std::filesystem::path& dir, int node_id) {
+    return {{"node", {{"id", node_id}, {"name", fmt::format("fw{}", node_id)}}},
+            {"daemon",
+             {{"lock_file", (dir / "ctsyncd.lock").string()},
+              {"control_socket", (dir / "ctsyncd.sock").string()},
+              {"plugin_dirs", {(kFixtures / "good").string()}},
+              {"log", {{"level", "debug"}}}}}};
+}
+
+inline std::filesystem::path write_config(const std::filesystem::path& dir, const nlohmann::json& config,
+                                          const std::string& name = "ctsyncd.json") {
+    auto file = dir / name;
+    write_file(file, config.dump(2));
+    return file;
+}
+
+// ctsyncctl -C <config> <args...> --json, parsed; null JSON when it failed.
+inline nlohmann::json ctl_json(const std::filesystem::path& config, const std::string& command,
+                               std::vector<std::string> prefix = {}) {
+    prefix.insert(prefix.end(), {kCtsyncctl, "-C", config.string(), command, "--json"});
+    auto result = run(prefix, std::chrono::seconds(10));
+    if (result.exit_code != 0) {
+        return nullptr;
+    }
+    return nlohmann::json::parse(result.out, nullptr, false);
+}
+
+}  // namespace ctsync::test
