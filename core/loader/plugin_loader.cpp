@@ -207,7 +207,9 @@ std::vector<ListedPlugin> list_plugins(const std::vector<fs::path>& search_path)
         std::vector<fs::path> files;
         for (const auto& entry : fs::directory_iterator(dir, ec)) {
             const auto name = entry.path().filename().string();
-            if (name.rfind("ctsync-", 0) == 0 && entry.path().extension() == ".so") {
+            std::error_code type_ec;
+            if (name.rfind("ctsync-", 0) == 0 && entry.path().extension() == ".so" &&
+                fs::is_regular_file(entry.path(), type_ec)) {  // as load(): skip directories, dangling links
                 files.push_back(entry.path());
             }
         }

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# ctsync_add_plugin(<id> SOURCES <files...> [LIBRARIES <targets...>] [NO_INSTALL])
+# ctsync_add_plugin(<id> SOURCES <files...> [LIBRARIES <targets...>] [OUTPUT_DIRECTORY <dir>] [NO_INSTALL])
 #
 # Builds the plugin <id> (its folder name and config id, e.g. "filter-port") as the loadable module
 # "ctsync-<id>.so": hidden visibility so that the descriptor alias is the only exported symbol, linked

@@ -26,6 +26,18 @@ LoadResult load_fault(const std::string& name) {
     return loader.load("filter-" + name, sdk::Category::kFilter);
 }
 
+struct TempDirForLoader {
+    fs::path path;
+    TempDirForLoader() {
+        std::string pattern = (fs::temp_directory_path() / "ctsync-loader-XXXXXX").string();
+        path = ::mkdtemp(pattern.data());
+    }
+    ~TempDirForLoader() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
 bool is_mapped(const std::string& file) {
     struct Search {
         std::string file;
@@ -58,6 +70,21 @@ TEST(PluginLoader, FirstDirectoryInSearchPathWins) {
     auto result = loader.load("filter-fixture", sdk::Category::kFilter);
     ASSERT_TRUE(result) << result.error;
     EXPECT_EQ(result.plugin->file, kDup / "ctsync-filter-fixture.so");
+}
+
+TEST(PluginLoader, DirectoriesAndDanglingLinksNamedLikePluginsAreSkipped) {
+    TempDirForLoader dir;
+    fs::create_directory(dir.path / "ctsync-filter-fixture.so");
+    fs::create_symlink(dir.path / "nowhere.so", dir.path / "ctsync-transport-fixture.so");
+    PluginLoader loader({dir.path, kGood});
+    auto filter = loader.load("filter-fixture", sdk::Category::kFilter);
+    ASSERT_TRUE(filter) << filter.error;
+    EXPECT_EQ(filter.plugin->file, kGood / "ctsync-filter-fixture.so");
+    auto listed = list_plugins({dir.path, kGood});
+    for (const auto& p : listed) {
+        EXPECT_NE(p.file.parent_path(), dir.path) << p.file;
+        EXPECT_TRUE(p.shadowed_by.empty()) << p.file;
+    }
 }
 
 TEST(PluginLoader, SameFileTwiceIsTheSamePlugin) {

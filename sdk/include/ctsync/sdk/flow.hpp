@@ -170,8 +170,10 @@ struct Expectation {
     friend bool operator==(const Expectation&, const Expectation&) = default;
 };
 
-// What happened to an entry, as the kernel reports it.
-enum class EventKind : std::uint8_t { kNew = 1, kUpdate = 2, kDestroy = 3 };
+// What happened to an entry, as the kernel reports it. kDump: the entry was listed by a full dump, which
+// shows its state at some moment during the dump; an event for the same entry received during that dump is
+// at least as recent and wins.
+enum class EventKind : std::uint8_t { kNew = 1, kUpdate = 2, kDestroy = 3, kDump = 4 };
 
 }  // namespace CTSYNC_SDK_ABI_NAMESPACE
 }  // namespace ctsync::sdk

@@ -26,8 +26,9 @@ class FlowSink {
     virtual ~FlowSink() = default;
     virtual void on_flow(EventKind kind, const FlowState& flow) noexcept = 0;
     virtual void on_expectation(EventKind kind, const Expectation& expectation) noexcept = 0;
-    // A full dump starts: every entry that exists will be reported with kNew or kUpdate before the matching
-    // on_dump_end; the core sweeps entries not seen in `generation` when `complete` is true.
+    // A full dump starts: every entry that exists will be reported with kDump before the matching
+    // on_dump_end, interleaved with events; the core sweeps entries neither dumped nor changed by an event
+    // during `generation` when `complete` is true (mark and sweep, no per-entry lookups in the kernel).
     virtual void on_dump_begin(std::uint64_t generation) noexcept = 0;
     virtual void on_dump_end(std::uint64_t generation, bool complete) noexcept = 0;
     // Entries may have been missed; the source follows up with a dump on its own.

@@ -1,0 +1,676 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "ctnetlink_source.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/filter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_compat.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "flow_codec.hpp"
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+namespace ctnetlink {
+namespace {
+
+using ctsync::sdk::EventKind;
+namespace asio = boost::asio;
+
+constexpr std::size_t kReceiveBufferBytes = 64 * 1024;  // larger than any netlink dump datagram
+constexpr std::size_t kMaxMessageBytes = 2048;          // room kept free for one more message in a batch
+constexpr int kReadsPerWakeup = 64;
+constexpr std::size_t kMaxReportedErrors = 16;
+constexpr std::size_t kRequestBytes = 512;  // a dump or flush request: header only
+
+static_assert(sizeof(ctsync::sdk::BpfInstruction) == sizeof(sock_filter));
+
+std::uint16_t message_type(std::uint8_t subsystem, std::uint8_t type) {
+    return static_cast<std::uint16_t>((subsystem << 8) | type);
+}
+
+nlmsghdr* put_request(char* buffer, std::uint16_t type, std::uint16_t flags, std::uint32_t seq,
+                      std::uint8_t family) {
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buffer);
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = flags;
+    nlh->nlmsg_seq = seq;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = family;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = 0;
+    return nlh;
+}
+
+int event_trampoline(const nlmsghdr* nlh, void* data) {
+    return static_cast<CtnetlinkSource*>(data)->on_event_message(nlh);
+}
+int dump_trampoline(const nlmsghdr* nlh, void* data) {
+    return static_cast<CtnetlinkSource*>(data)->on_dump_message(nlh);
+}
+
+std::uint8_t family_of(const ctsync::sdk::WriteOp& op) {
+    const auto& tuple = op.flow != nullptr ? op.flow->original : op.expectation->master;
+    return static_cast<std::uint8_t>(tuple.family);
+}
+
+}  // namespace
+
+// --- NetlinkSocket
+// -------------------------------------------------------------------------------------------
+
+std::unique_ptr<NetlinkSocket> NetlinkSocket::open(unsigned groups, std::string& error) {
+    mnl_socket* socket = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+    if (socket == nullptr) {
+        error = fmt::format("cannot open a ctnetlink socket: {}", std::strerror(errno));
+        return nullptr;
+    }
+    if (mnl_socket_bind(socket, groups, MNL_SOCKET_AUTOPID) < 0) {
+        error =
+            fmt::format("cannot bind the ctnetlink socket (groups {:#x}): {}", groups, std::strerror(errno));
+        mnl_socket_close(socket);
+        return nullptr;
+    }
+    return std::unique_ptr<NetlinkSocket>(new NetlinkSocket(socket));
+}
+
+NetlinkSocket::~NetlinkSocket() {
+    mnl_socket_close(socket_);
+}
+int NetlinkSocket::fd() const {
+    return mnl_socket_get_fd(socket_);
+}
+unsigned NetlinkSocket::portid() const {
+    return mnl_socket_get_portid(socket_);
+}
+
+std::size_t NetlinkSocket::set_receive_buffer(std::size_t bytes) {
+    int value = static_cast<int>(std::min<std::size_t>(bytes, 1u << 30));
+    // FORCE ignores rmem_max (root only); fall back to the capped option otherwise.
+    if (setsockopt(fd(), SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof(value)) != 0) {
+        setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &value, sizeof(value));
+    }
+    int actual = 0;
+    socklen_t length = sizeof(actual);
+    getsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &actual, &length);
+    return static_cast<std::size_t>(actual);
+}
+
+// --- CtnetlinkSource
+// -----------------------------------------------------------------------------------------
+
+CtnetlinkSource::CtnetlinkSource(const ctsync::sdk::PluginContext& context, SourceOptions options)
+    : context_(context),
+      options_(options),
+      log_(*context.logger),
+      dump_retry_(context.executor),
+      buffer_(kReceiveBufferBytes),
+      write_buffer_(options.write_batch_bytes + kMaxMessageBytes),
+      events_new_(context.metrics->counter("events_new", "NEW events read from the kernel")),
+      events_update_(context.metrics->counter("events_update", "UPDATE events read from the kernel")),
+      events_destroy_(context.metrics->counter("events_destroy", "DESTROY events read from the kernel")),
+      expectation_events_(context.metrics->counter("expectation_events", "expectation events read")),
+      overruns_(context.metrics->counter("event_overruns",
+                                         "event socket overruns (ENOBUFS): events lost, resynced")),
+      malformed_(context.metrics->counter("malformed_messages", "netlink messages that could not be parsed")),
+      dumps_(context.metrics->counter("dumps", "full table dumps started")),
+      dumps_failed_(context.metrics->counter("dumps_failed", "dumps that ended early (retried)")),
+      dump_entries_(context.metrics->counter("dump_entries", "entries read by dumps")),
+      writes_applied_(context.metrics->counter("writes_applied", "entries written into the kernel")),
+      writes_failed_(context.metrics->counter("writes_failed", "entries the kernel refused")),
+      write_batches_(context.metrics->counter("write_batches", "netlink batches sent")),
+      receive_buffer_(context.metrics->gauge("event_buffer_bytes", "event socket receive buffer")) {}
+
+CtnetlinkSource::~CtnetlinkSource() {
+    stop();
+}
+
+void CtnetlinkSource::stop() noexcept {
+    if (stopped_) {
+        return;
+    }
+    stopped_ = true;
+    boost::system::error_code ignored;
+    dump_retry_.cancel();
+    // The descriptors wrap sockets libmnl owns: release, never close, them.
+    if (events_wait_) {
+        events_wait_->cancel(ignored);
+        events_wait_->release();
+    }
+    if (dump_wait_) {
+        dump_wait_->cancel(ignored);
+        dump_wait_->release();
+    }
+}
+
+bool CtnetlinkSource::start(ctsync::sdk::FlowSink& sink, std::string& error) noexcept {
+    try {
+        sink_ = &sink;
+        unsigned groups =
+            NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE | NF_NETLINK_CONNTRACK_DESTROY;
+        if (options_.expectations) {
+            groups |= NF_NETLINK_CONNTRACK_EXP_NEW | NF_NETLINK_CONNTRACK_EXP_DESTROY;
+        }
+        // Subscribe before the first dump, so that nothing changing during the dump is missed.
+        events_ = NetlinkSocket::open(groups, error);
+        if (!events_) {
+            return false;
+        }
+        event_buffer_bytes_ = events_->set_receive_buffer(options_.event_buffer_bytes);
+        receive_buffer_.set(static_cast<std::int64_t>(event_buffer_bytes_));
+        if (options_.reliable_events) {
+            // The kernel then retries event delivery instead of dropping (DESTROY events are held back until
+            // delivered), and never reports ENOBUFS: loss is avoided rather than repaired.
+            int one = 1;
+            if (setsockopt(events_->fd(), SOL_NETLINK, NETLINK_BROADCAST_ERROR, &one, sizeof(one)) != 0 ||
+                setsockopt(events_->fd(), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one)) != 0) {
+                error = fmt::format("cannot enable reliable events: {}", std::strerror(errno));
+                return false;
+            }
+        }
+        events_wait_ = std::make_unique<asio::posix::stream_descriptor>(context_.executor, events_->fd());
+        dump_ = NetlinkSocket::open(0, error);
+        if (!dump_ || !open_writer(error)) {
+            return false;
+        }
+        dump_wait_ = std::make_unique<asio::posix::stream_descriptor>(context_.executor, dump_->fd());
+        log_.info(fmt::format("event=source_started event_buffer_bytes={} reliable_events={} expectations={}",
+                              event_buffer_bytes_, options_.reliable_events, options_.expectations));
+        wait_events();
+        request_dump();
+        return true;
+    } catch (const std::exception& e) {
+        error = e.what();
+        return false;
+    }
+}
+
+bool CtnetlinkSource::open_writer(std::string& error) {
+    writer_ = NetlinkSocket::open(0, error);
+    if (!writer_) {
+        return false;
+    }
+    int one = 1;
+    // Errors then carry only the header of the refused message, not the whole message.
+    setsockopt(writer_->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    writer_->set_receive_buffer(4u << 20);
+    timeval timeout{5, 0};
+    setsockopt(writer_->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    return true;
+}
+
+void CtnetlinkSource::wait_events() {
+    if (stopped_ || !events_wait_) {
+        return;
+    }
+    events_wait_->async_wait(asio::posix::stream_descriptor::wait_read,
+                             [this](const boost::system::error_code& ec) {
+                                 if (!ec && !stopped_) {
+                                     read_events();
+                                 }
+                             });
+}
+
+void CtnetlinkSource::read_events() {
+    for (int i = 0; i < kReadsPerWakeup && !stopped_; ++i) {
+        ssize_t n = ::recv(events_->fd(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                wait_events();
+                return;
+            }
+            if (errno == ENOBUFS) {
+                handle_overrun();
+                continue;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            log_.error(fmt::format("event=event_read_failed reason=\"{}\"", std::strerror(errno)));
+            wait_events();
+            return;
+        }
+        if (mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), 0, 0, event_trampoline, this) ==
+            MNL_CB_ERROR) {
+            malformed_.add();
+        }
+    }
+    // More may be queued: let other handlers (the dump, the control socket) run first.
+    asio::post(context_.executor, [this] {
+        if (!stopped_) {
+            read_events();
+        }
+    });
+}
+
+void CtnetlinkSource::handle_overrun() {
+    // The kernel dropped events because the socket buffer was full. Grow it (up to the configured ceiling)
+    // and repair by a full dump with mark and sweep: the cache ends equal to the kernel, deletes included.
+    overruns_.add();
+    std::size_t before = event_buffer_bytes_;
+    if (event_buffer_bytes_ < options_.event_buffer_max_bytes) {
+        event_buffer_bytes_ = events_->set_receive_buffer(
+            std::min(options_.event_buffer_max_bytes, std::max<std::size_t>(event_buffer_bytes_ * 2, 1)));
+        receive_buffer_.set(static_cast<std::int64_t>(event_buffer_bytes_));
+    }
+    log_.warn(fmt::format("event=event_overrun action=resync event_buffer_bytes={} previous={} max={}",
+                          event_buffer_bytes_, before, options_.event_buffer_max_bytes));
+    sink_->on_loss(ctsync::sdk::LossReason::kOverrun, 1);
+    request_dump();
+}
+
+int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
+    const std::uint8_t subsystem = static_cast<std::uint8_t>(nlh->nlmsg_type >> 8);
+    const std::uint8_t type = static_cast<std::uint8_t>(nlh->nlmsg_type & 0xff);
+    if (subsystem == NFNL_SUBSYS_CTNETLINK) {
+        ConntrackPtr ct = new_conntrack();
+        ctsync::sdk::FlowState flow;
+        if (!ct || nfct_nlmsg_parse(nlh, ct.get()) < 0 || !decode_flow(*ct, flow)) {
+            malformed_.add();
+            return MNL_CB_OK;
+        }
+        EventKind kind;
+        if (type == IPCTNL_MSG_CT_DELETE) {
+            kind = EventKind::kDestroy;
+            events_destroy_.add();
+        } else if (nlh->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL)) {
+            kind = EventKind::kNew;
+            events_new_.add();
+        } else {
+            kind = EventKind::kUpdate;
+            events_update_.add();
+        }
+        sink_->on_flow(kind, flow);
+    } else if (subsystem == NFNL_SUBSYS_CTNETLINK_EXP && options_.expectations) {
+        ExpectPtr exp = new_expect();
+        ctsync::sdk::Expectation expectation;
+        if (!exp || nfexp_nlmsg_parse(nlh, exp.get()) < 0 || !decode_expectation(*exp, expectation)) {
+            malformed_.add();
+            return MNL_CB_OK;
+        }
+        expectation_events_.add();
+        sink_->on_expectation(type == IPCTNL_MSG_EXP_DELETE ? EventKind::kDestroy : EventKind::kNew,
+                              expectation);
+    }
+    return MNL_CB_OK;
+}
+
+void CtnetlinkSource::request_dump() noexcept {
+    if (stopped_ || sink_ == nullptr) {
+        return;
+    }
+    if (dump_phase_ != DumpPhase::kIdle) {
+        dump_pending_ = true;  // one more after this one: it may have missed what the overrun lost
+        return;
+    }
+    ++generation_;
+    dumps_.add();
+    sink_->on_dump_begin(generation_);
+    start_dump_phase(DumpPhase::kFlows);
+}
+
+void CtnetlinkSource::start_dump_phase(DumpPhase phase) {
+    dump_phase_ = phase;
+    dump_seq_ = ++write_seq_;
+    char request[kRequestBytes];
+    const bool flows = phase == DumpPhase::kFlows;
+    nlmsghdr* nlh = put_request(request,
+                                flows ? message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET)
+                                      : message_type(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET),
+                                NLM_F_REQUEST | NLM_F_DUMP, dump_seq_, AF_UNSPEC);
+    if (mnl_socket_sendto(dump_->get(), nlh, nlh->nlmsg_len) < 0) {
+        finish_dump(false, fmt::format("dump request failed: {}", std::strerror(errno)));
+        return;
+    }
+    wait_dump();
+}
+
+void CtnetlinkSource::wait_dump() {
+    if (stopped_ || !dump_wait_) {
+        return;
+    }
+    dump_wait_->async_wait(asio::posix::stream_descriptor::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                               if (!ec && !stopped_) {
+                                   read_dump();
+                               }
+                           });
+}
+
+void CtnetlinkSource::read_dump() {
+    for (int i = 0; i < kReadsPerWakeup / 4 && !stopped_; ++i) {
+        ssize_t n = ::recv(dump_->fd(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                wait_dump();
+                return;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            finish_dump(false, fmt::format("dump read failed: {}", std::strerror(errno)));
+            return;
+        }
+        int rc = mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), dump_seq_, dump_->portid(),
+                            dump_trampoline, this);
+        if (rc == MNL_CB_ERROR) {
+            finish_dump(false, fmt::format("dump ended with an error: {}", std::strerror(errno)));
+            return;
+        }
+        if (rc == MNL_CB_STOP) {
+            if (dump_phase_ == DumpPhase::kFlows && options_.expectations) {
+                start_dump_phase(DumpPhase::kExpectations);
+            } else {
+                finish_dump(true, {});
+            }
+            return;
+        }
+    }
+    asio::post(context_.executor, [this] {
+        if (!stopped_) {
+            read_dump();
+        }
+    });
+}
+
+int CtnetlinkSource::on_dump_message(const nlmsghdr* nlh) noexcept {
+    dump_entries_.add();
+    if (dump_phase_ == DumpPhase::kFlows) {
+        ConntrackPtr ct = new_conntrack();
+        ctsync::sdk::FlowState flow;
+        if (!ct || nfct_nlmsg_parse(nlh, ct.get()) < 0 || !decode_flow(*ct, flow)) {
+            malformed_.add();
+            return MNL_CB_OK;
+        }
+        sink_->on_flow(EventKind::kDump, flow);
+    } else {
+        ExpectPtr exp = new_expect();
+        ctsync::sdk::Expectation expectation;
+        if (!exp || nfexp_nlmsg_parse(nlh, exp.get()) < 0 || !decode_expectation(*exp, expectation)) {
+            malformed_.add();
+            return MNL_CB_OK;
+        }
+        sink_->on_expectation(EventKind::kDump, expectation);
+    }
+    return MNL_CB_OK;
+}
+
+void CtnetlinkSource::finish_dump(bool complete, const std::string& reason) {
+    dump_phase_ = DumpPhase::kIdle;
+    sink_->on_dump_end(generation_, complete);
+    if (complete) {
+        if (dump_pending_) {
+            dump_pending_ = false;
+            request_dump();
+        }
+        return;
+    }
+    // Whatever the kernel still queues for the failed dump would confuse the next one: start afresh.
+    dumps_failed_.add();
+    log_.warn(fmt::format("event=dump_failed generation={} reason=\"{}\" retry_ms={}", generation_, reason,
+                          options_.dump_retry.count()));
+    if (dump_wait_) {
+        boost::system::error_code ignored;
+        dump_wait_->cancel(ignored);
+        dump_wait_->release();
+    }
+    std::string error;
+    dump_ = NetlinkSocket::open(0, error);
+    if (!dump_) {
+        log_.error(fmt::format("event=dump_socket_failed reason=\"{}\"", error));
+        return;
+    }
+    dump_wait_ = std::make_unique<asio::posix::stream_descriptor>(context_.executor, dump_->fd());
+    dump_pending_ = false;
+    dump_retry_.expires_after(options_.dump_retry);
+    dump_retry_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && !stopped_) {
+            request_dump();
+        }
+    });
+}
+
+ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::WriteOp> ops) noexcept {
+    ctsync::sdk::WriteReport report;
+    try {
+        if (!writer_) {
+            std::string error;
+            if (!open_writer(error)) {
+                report.failed = ops.size();
+                report.errors.push_back({0, EIO, error});
+                writes_failed_.add(ops.size());
+                return report;
+            }
+        }
+        auto fail = [&](std::size_t index, int error, const std::string& what) {
+            ++report.failed;
+            if (report.errors.size() < kMaxReportedErrors) {
+                report.errors.push_back({index, error, what});
+            }
+        };
+        // One pass sends creates (and deletes); a second turns the creates that met an existing entry into
+        // updates, which may not carry NAT or helper (ctnetlink refuses to change those on a live entry).
+        std::vector<std::pair<std::size_t, Purpose>> pass;
+        pass.reserve(ops.size());
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            if ((ops[i].flow == nullptr) == (ops[i].expectation == nullptr)) {
+                fail(i, EINVAL, "write op must carry exactly one of flow or expectation");
+                continue;
+            }
+            pass.emplace_back(
+                i, ops[i].kind == ctsync::sdk::WriteOp::Kind::kDelete ? Purpose::kDelete : Purpose::kCreate);
+        }
+        for (int round = 0; round < 2 && !pass.empty(); ++round) {
+            std::vector<std::pair<std::size_t, Purpose>> retry;
+            std::size_t pos = 0;
+            while (pos < pass.size()) {
+                if (!writer_) {
+                    for (; pos < pass.size(); ++pos) {
+                        fail(pass[pos].first, EIO, "no writer socket");
+                    }
+                    break;
+                }
+                char* buffer = write_buffer_.data();
+                std::size_t used = 0;
+                const std::uint32_t first_seq = write_seq_ + 1;
+                std::vector<std::size_t> in_batch;  // pass positions, by seq - first_seq
+                nlmsghdr* last = nullptr;
+                while (pos < pass.size() && options_.write_batch_bytes - used >= kMaxMessageBytes) {
+                    const auto [index, purpose] = pass[pos];
+                    const auto& op = ops[index];
+                    ++pos;
+                    const std::uint32_t seq = ++write_seq_;
+                    nlmsghdr* nlh = nullptr;
+                    if (op.flow != nullptr) {
+                        ConntrackPtr ct = encode_flow(*op.flow, purpose);
+                        if (!ct) {
+                            fail(index, ENOMEM, "cannot allocate a conntrack object");
+                            in_batch.push_back(SIZE_MAX);
+                            continue;
+                        }
+                        std::uint16_t flags = NLM_F_REQUEST;
+                        if (purpose == Purpose::kCreate) {
+                            flags |= NLM_F_CREATE | NLM_F_EXCL;
+                        }
+                        nlh = put_request(buffer + used,
+                                          message_type(NFNL_SUBSYS_CTNETLINK, purpose == Purpose::kDelete
+                                                                                  ? IPCTNL_MSG_CT_DELETE
+                                                                                  : IPCTNL_MSG_CT_NEW),
+                                          flags, seq, family_of(op));
+                        nfct_nlmsg_build(nlh, ct.get());
+                    } else {
+                        ExpectPtr exp = encode_expectation(*op.expectation);
+                        if (!exp) {
+                            fail(index, ENOMEM, "cannot allocate an expectation object");
+                            in_batch.push_back(SIZE_MAX);
+                            continue;
+                        }
+                        bool del = purpose == Purpose::kDelete;
+                        nlh = put_request(buffer + used,
+                                          message_type(NFNL_SUBSYS_CTNETLINK_EXP,
+                                                       del ? IPCTNL_MSG_EXP_DELETE : IPCTNL_MSG_EXP_NEW),
+                                          del ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
+                                          seq, family_of(op));
+                        nfexp_nlmsg_build(nlh, exp.get());
+                    }
+                    used += NLMSG_ALIGN(nlh->nlmsg_len);
+                    last = nlh;
+                    in_batch.push_back(pos - 1);
+                }
+                if (last == nullptr) {
+                    continue;
+                }
+                // Only the last message asks for an acknowledgement: errors of the others arrive before it.
+                last->nlmsg_flags |= NLM_F_ACK;
+                const std::uint32_t last_seq = last->nlmsg_seq;
+                write_batches_.add();
+                std::vector<bool> answered(in_batch.size(), false);
+                auto fail_unanswered = [&](int error, const std::string& why) {
+                    for (std::size_t k = 0; k < in_batch.size(); ++k) {
+                        if (in_batch[k] != SIZE_MAX && !answered[k]) {
+                            fail(pass[in_batch[k]].first, error, why);
+                        }
+                    }
+                };
+                if (mnl_socket_sendto(writer_->get(), buffer, used) < 0) {
+                    fail_unanswered(errno, fmt::format("sendmsg: {}", std::strerror(errno)));
+                    continue;
+                }
+                bool done = false;
+                while (!done) {
+                    ssize_t n = mnl_socket_recvfrom(writer_->get(), buffer_.data(), buffer_.size());
+                    if (n < 0) {
+                        int err = errno;
+                        fail_unanswered(err,
+                                        fmt::format("no answer from the kernel: {}", std::strerror(err)));
+                        writer_.reset();  // a late answer would be mistaken for the next batch's
+                        open_writer_or_log();
+                        break;
+                    }
+                    int remaining = static_cast<int>(n);
+                    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer_.data());
+                         mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
+                        if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < first_seq ||
+                            nlh->nlmsg_seq > last_seq) {
+                            continue;
+                        }
+                        const std::size_t k = nlh->nlmsg_seq - first_seq;
+                        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+                        if (k < answered.size()) {
+                            answered[k] = true;
+                        }
+                        if (err->error != 0 && k < in_batch.size() && in_batch[k] != SIZE_MAX) {
+                            const int code = -err->error;
+                            const auto [index, purpose] = pass[in_batch[k]];
+                            const bool is_flow = ops[index].flow != nullptr;
+                            if (code == EEXIST && is_flow && purpose == Purpose::kCreate) {
+                                retry.emplace_back(index, Purpose::kUpdate);
+                            } else if ((code == ENOENT && purpose == Purpose::kDelete) ||
+                                       (code == EEXIST && !is_flow)) {
+                                // Already gone / already expected: the table is as asked.
+                            } else {
+                                fail(index, code,
+                                     fmt::format("{} {}: {}",
+                                                 purpose == Purpose::kDelete ? "delete" : "create",
+                                                 is_flow ? "flow" : "expectation", std::strerror(code)));
+                            }
+                        }
+                        if (nlh->nlmsg_seq == last_seq) {
+                            done = true;
+                        }
+                    }
+                }
+            }
+            pass = std::move(retry);
+        }
+        report.applied = ops.size() - report.failed;
+        writes_applied_.add(report.applied);
+        writes_failed_.add(report.failed);
+    } catch (const std::exception& e) {
+        report.failed = ops.size();
+        report.applied = 0;
+        report.errors.push_back({0, ENOMEM, e.what()});
+        writes_failed_.add(ops.size());
+    }
+    return report;
+}
+
+void CtnetlinkSource::open_writer_or_log() {
+    std::string error;
+    if (!open_writer(error)) {
+        log_.error(fmt::format("event=writer_socket_failed reason=\"{}\"", error));
+    }
+}
+
+ctsync::sdk::WriteReport CtnetlinkSource::flush() noexcept {
+    ctsync::sdk::WriteReport report;
+    std::string error;
+    if (!writer_ && !open_writer(error)) {
+        report.failed = 1;
+        report.errors.push_back({0, EIO, error});
+        return report;
+    }
+    // A delete without a tuple flushes the whole table (every family); expectations first, then flows.
+    const std::uint16_t types[] = {message_type(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_DELETE),
+                                   message_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE)};
+    for (std::size_t i = 0; i < 2; ++i) {
+        char request[kRequestBytes];
+        const std::uint32_t seq = ++write_seq_;
+        nlmsghdr* nlh = put_request(request, types[i], NLM_F_REQUEST | NLM_F_ACK, seq, AF_UNSPEC);
+        int code = 0;
+        if (mnl_socket_sendto(writer_->get(), nlh, nlh->nlmsg_len) < 0) {
+            code = errno;
+        } else {
+            ssize_t n = mnl_socket_recvfrom(writer_->get(), buffer_.data(), buffer_.size());
+            if (n < 0) {
+                code = errno;
+            } else if (mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), seq, writer_->portid(),
+                                  nullptr, nullptr) == MNL_CB_ERROR) {
+                code = errno;
+            }
+        }
+        if (code != 0) {
+            ++report.failed;
+            report.errors.push_back(
+                {i, code,
+                 fmt::format("flush {}: {}", i == 0 ? "expectations" : "flows", std::strerror(code))});
+        } else {
+            ++report.applied;
+        }
+    }
+    return report;
+}
+
+bool CtnetlinkSource::attach_event_filter(std::span<const ctsync::sdk::BpfInstruction> program,
+                                          std::string& error) noexcept {
+    if (!events_) {
+        error = "the source is not started";
+        return false;
+    }
+    if (program.empty() || program.size() > BPF_MAXINSNS) {
+        error = fmt::format("a classic BPF program has 1 to {} instructions, found {}", BPF_MAXINSNS,
+                            program.size());
+        return false;
+    }
+    std::vector<sock_filter> code(program.size());
+    std::memcpy(code.data(), program.data(), program.size() * sizeof(sock_filter));
+    sock_fprog fprog{static_cast<unsigned short>(code.size()), code.data()};
+    if (setsockopt(events_->fd(), SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) != 0) {
+        error = fmt::format("the kernel refused the event filter: {}", std::strerror(errno));
+        return false;
+    }
+    log_.info(fmt::format("event=event_filter_attached instructions={}", program.size()));
+    return true;
+}
+
+}  // namespace ctnetlink

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// source-ctnetlink: the kernel's conntrack table through ctnetlink (libmnl + libnetfilter_conntrack).
+//
+// Three netlink sockets, each with one job, so that none waits behind another:
+//   events — subscribed to conntrack and expectation events before the first dump, read on the executor;
+//   dump   — full dumps (flows, then expectations), read on the executor interleaved with events;
+//   writer — batched creates/updates/deletes, synchronous (commit on failover is the only user).
+#pragma once
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <ctsync/sdk/sdk.hpp>
+#include <memory>
+#include <vector>
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace ctnetlink {
+
+struct SourceOptions {
+    std::size_t event_buffer_bytes = 4u << 20;
+    std::size_t event_buffer_max_bytes = 64u << 20;
+    bool reliable_events = false;
+    bool expectations = true;
+    std::size_t write_batch_bytes = 128u << 10;
+    std::chrono::milliseconds dump_retry{1000};
+};
+
+// Owns one libmnl socket.
+class NetlinkSocket {
+  public:
+    // Opens a NETLINK_NETFILTER socket bound to `groups` (legacy group bitmask); nullptr and `error` on
+    // failure.
+    static std::unique_ptr<NetlinkSocket> open(unsigned groups, std::string& error);
+    ~NetlinkSocket();
+    NetlinkSocket(const NetlinkSocket&) = delete;
+    NetlinkSocket& operator=(const NetlinkSocket&) = delete;
+
+    int fd() const;
+    unsigned portid() const;
+    mnl_socket* get() const { return socket_; }
+    // SO_RCVBUFFORCE (root) falling back to SO_RCVBUF; returns the size the kernel reports afterwards.
+    std::size_t set_receive_buffer(std::size_t bytes);
+
+  private:
+    explicit NetlinkSocket(mnl_socket* socket) : socket_(socket) {}
+    mnl_socket* socket_;
+};
+
+class CtnetlinkSource final : public ctsync::sdk::Source {
+  public:
+    CtnetlinkSource(const ctsync::sdk::PluginContext& context, SourceOptions options);
+    ~CtnetlinkSource() override;
+
+    void stop() noexcept override;
+    bool start(ctsync::sdk::FlowSink& sink, std::string& error) noexcept override;
+    void request_dump() noexcept override;
+    ctsync::sdk::WriteReport write(std::span<const ctsync::sdk::WriteOp> ops) noexcept override;
+    ctsync::sdk::WriteReport flush() noexcept override;
+    bool attach_event_filter(std::span<const ctsync::sdk::BpfInstruction> program,
+                             std::string& error) noexcept override;
+
+    // Event handling entry points, public for the tests: one netlink message as received.
+    int on_event_message(const nlmsghdr* nlh) noexcept;
+    int on_dump_message(const nlmsghdr* nlh) noexcept;
+
+  private:
+    enum class DumpPhase { kIdle, kFlows, kExpectations };
+
+    void wait_events();
+    void read_events();
+    void handle_overrun();
+    void start_dump_phase(DumpPhase phase);
+    void wait_dump();
+    void read_dump();
+    void finish_dump(bool complete, const std::string& reason);
+    bool open_writer(std::string& error);
+    void open_writer_or_log();
+
+    ctsync::sdk::PluginContext context_;
+    SourceOptions options_;
+    ctsync::sdk::Logger& log_;
+    ctsync::sdk::FlowSink* sink_ = nullptr;
+
+    std::unique_ptr<NetlinkSocket> events_;
+    std::unique_ptr<NetlinkSocket> dump_;
+    std::unique_ptr<NetlinkSocket> writer_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> events_wait_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> dump_wait_;
+    boost::asio::steady_timer dump_retry_;
+    std::vector<char> buffer_;
+    std::vector<char> write_buffer_;
+
+    DumpPhase dump_phase_ = DumpPhase::kIdle;
+    std::uint32_t dump_seq_ = 0;
+    std::uint64_t generation_ = 0;
+    bool dump_pending_ = false;
+    std::size_t event_buffer_bytes_ = 0;
+    std::uint32_t write_seq_ = 0;
+    bool stopped_ = false;
+
+    ctsync::sdk::Counter& events_new_;
+    ctsync::sdk::Counter& events_update_;
+    ctsync::sdk::Counter& events_destroy_;
+    ctsync::sdk::Counter& expectation_events_;
+    ctsync::sdk::Counter& overruns_;
+    ctsync::sdk::Counter& malformed_;
+    ctsync::sdk::Counter& dumps_;
+    ctsync::sdk::Counter& dumps_failed_;
+    ctsync::sdk::Counter& dump_entries_;
+    ctsync::sdk::Counter& writes_applied_;
+    ctsync::sdk::Counter& writes_failed_;
+    ctsync::sdk::Counter& write_batches_;
+    ctsync::sdk::Gauge& receive_buffer_;
+};
+
+}  // namespace ctnetlink

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Translation between libnetfilter_conntrack objects and the SDK's flow model. The only place where the two
+// meet; nothing of libnetfilter_conntrack leaves this plugin.
+#pragma once
+
+#include <ctsync/sdk/flow.hpp>
+#include <memory>
+
+struct nf_conntrack;
+struct nf_expect;
+
+namespace ctnetlink {
+
+struct ConntrackDeleter {
+    void operator()(nf_conntrack* ct) const noexcept;
+};
+struct ExpectDeleter {
+    void operator()(nf_expect* exp) const noexcept;
+};
+using ConntrackPtr = std::unique_ptr<nf_conntrack, ConntrackDeleter>;
+using ExpectPtr = std::unique_ptr<nf_expect, ExpectDeleter>;
+
+ConntrackPtr new_conntrack();
+ExpectPtr new_expect();
+
+// Reads every attribute the flow model carries. Returns false when the entry lacks an original tuple of a
+// known family (the caller counts it as malformed).
+bool decode_flow(const nf_conntrack& ct, ctsync::sdk::FlowState& out) noexcept;
+bool decode_expectation(const nf_expect& exp, ctsync::sdk::Expectation& out) noexcept;
+
+// What a write is for: a new entry (NAT set up by the kernel from the bindings, reply tuple derived), an
+// update of an existing one (only what ctnetlink lets change: status, timeout, mark, labels, protocol
+// state, sequence adjustment), or a delete (identity only).
+enum class Purpose { kCreate, kUpdate, kDelete };
+ConntrackPtr encode_flow(const ctsync::sdk::FlowState& flow, Purpose purpose);
+ExpectPtr encode_expectation(const ctsync::sdk::Expectation& expectation);
+
+// The reply tuple a kernel entry without NAT would have.
+ctsync::sdk::Tuple invert(const ctsync::sdk::Tuple& tuple) noexcept;
+
+}  // namespace ctnetlink
