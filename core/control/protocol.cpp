@@ -3,9 +3,9 @@
 
 namespace ctsync::core::control {
 
-std::optional<Request> parse_request(const std::string& line, std::string& error) {
-    if (line.size() > kMaxLineBytes) {
-        error = "request longer than " + std::to_string(kMaxLineBytes) + " bytes";
+std::optional<Request> parse_request(const std::string& line, std::string& error, std::size_t max_bytes) {
+    if (line.size() > max_bytes) {
+        error = "request longer than " + std::to_string(max_bytes) + " bytes";
         return std::nullopt;
     }
     nlohmann::json document = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);

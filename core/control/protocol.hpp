@@ -21,7 +21,8 @@ struct Request {
 
 // Parses one request line (without the newline). Returns nullopt and sets `error` on anything malformed:
 // not JSON, not an object, missing or non-string "command", non-object "args", unknown keys.
-std::optional<Request> parse_request(const std::string& line, std::string& error);
+std::optional<Request> parse_request(const std::string& line, std::string& error,
+                                     std::size_t max_bytes = kMaxLineBytes);
 
 std::string encode_request(const Request& request);
 std::string encode_ok(const nlohmann::json& result);

@@ -21,7 +21,7 @@ class Server::Session : public std::enable_shared_from_this<Session> {
         : server_(server),
           socket_(std::move(socket)),
           timer_(socket_.get_executor()),
-          buffer_(kMaxLineBytes + 1) {}
+          buffer_(server.max_request_bytes_ + 1) {}
 
     void start() { read(); }
 
@@ -159,7 +159,7 @@ void Server::accept() {
 
 std::string Server::dispatch(const std::string& line) {
     std::string error;
-    auto request = parse_request(line, error);
+    auto request = parse_request(line, error, max_request_bytes_);
     if (!request) {
         bad_requests_.add();
         return encode_error(error);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/control/protocol.hpp"
 #include "core/metrics/registry.hpp"
 
 namespace ctsync::core::control {
@@ -32,6 +33,8 @@ class Server {
     std::string listen(const std::filesystem::path& path);
     void close();
 
+    // Largest request line accepted (default kMaxLineBytes); set before listen().
+    void set_max_request_bytes(std::size_t bytes) { max_request_bytes_ = bytes; }
     // Idle connections are closed after this long without a complete request.
     void set_idle_timeout(std::chrono::milliseconds timeout) { idle_timeout_ = timeout; }
 
@@ -45,6 +48,7 @@ class Server {
     std::filesystem::path path_;
     std::map<std::string, Handler> handlers_;
     std::chrono::milliseconds idle_timeout_{10000};
+    std::size_t max_request_bytes_ = kMaxLineBytes;
     sdk::Counter& requests_;
     sdk::Counter& bad_requests_;
     sdk::Counter& failed_requests_;

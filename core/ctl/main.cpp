@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
 
+#include "core/cache/flow_json.hpp"
 #include "core/config/daemon_config.hpp"
 #include "core/control/client.hpp"
 #include "core/version.hpp"
@@ -56,6 +58,30 @@ void print_plugins(const nlohmann::json& list) {
     }
 }
 
+// conntrack -L style lines; the JSON reply is kept for --json.
+void print_dump(const nlohmann::json& reply, bool expectations) {
+    core::ConfigIssues ignored;
+    std::size_t n = 0;
+    if (expectations) {
+        for (const auto& e : reply.value("expectations", nlohmann::json::array())) {
+            if (auto parsed = core::expectation_from_json(e, ".", ignored)) {
+                std::cout << core::to_line(*parsed) << "\n";
+                ++n;
+            }
+        }
+        std::cout << fmt::format("{} expectation{} in the {} cache\n", n, n == 1 ? "" : "s",
+                                 reply.value("cache", ""));
+        return;
+    }
+    for (const auto& f : reply.value("flows", nlohmann::json::array())) {
+        if (auto parsed = core::flow_from_json(f, ".", ignored)) {
+            std::cout << core::to_line(*parsed) << "\n";
+            ++n;
+        }
+    }
+    std::cout << fmt::format("{} flow{} in the {} cache\n", n, n == 1 ? "" : "s", reply.value("cache", ""));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,7 +103,28 @@ int main(int argc, char** argv) {
     auto* stats = app.add_subcommand("stats", "Counters and gauges");
     auto* plugins = app.add_subcommand("plugins", "Loaded plugin instances");
     auto* version = app.add_subcommand("version", "Daemon version, plugin ABI and build fingerprint");
-    for (auto* sub : {status, stats, plugins, version}) {
+    auto* dump =
+        app.add_subcommand("dump", "List a cache: the internal one (this kernel) or the external one");
+    bool external = false;
+    bool expectations = false;
+    dump->add_flag("--external", external,
+                   "The external cache (what peers sent) instead of the internal one");
+    dump->add_flag("--expectations", expectations, "Expectations instead of flows");
+    auto* import =
+        app.add_subcommand("import", "Load flows into the external cache from a `dump --json` file");
+    std::string import_file;
+    bool replace = false;
+    import->add_option("FILE", import_file, "JSON as printed by `ctsyncctl dump --json`")->required();
+    import->add_flag("--replace", replace, "Empty the external cache first");
+    auto* commit = app.add_subcommand("commit", "Write the external cache into the kernel table");
+    auto* flush =
+        app.add_subcommand("flush", "Empty a cache (internal: refilled by a dump) or the kernel table");
+    std::string flush_target;
+    flush->add_option("TARGET", flush_target, "internal, external or kernel")
+        ->required()
+        ->check(CLI::IsMember({"internal", "external", "kernel"}));
+    auto* resync = app.add_subcommand("resync", "Re-read the kernel table into the internal cache");
+    for (auto* sub : {status, stats, plugins, version, dump, import, commit, flush, resync}) {
         sub->add_flag("--json", json, "Print the daemon's JSON reply");
     }
     try {
@@ -101,6 +148,26 @@ int main(int argc, char** argv) {
     }
     auto* chosen = app.get_subcommands().front();
     core::control::Request request{chosen->get_name(), nlohmann::json::object()};
+    if (chosen == dump) {
+        request.args["cache"] = external ? "external" : "internal";
+    } else if (chosen == flush) {
+        request.args["target"] = flush_target;
+    } else if (chosen == import) {
+        std::ifstream in(import_file);
+        if (!in) {
+            std::cerr << fmt::format("ctsyncctl: cannot read '{}': {}\n", import_file, std::strerror(errno));
+            return kExitFailure;
+        }
+        nlohmann::json content = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (content.is_discarded() || !content.is_object()) {
+            std::cerr << fmt::format(
+                "ctsyncctl: '{}' is not a JSON object (expected the output of dump --json)\n", import_file);
+            return kExitFailure;
+        }
+        request.args["flows"] = content.value("flows", nlohmann::json::array());
+        request.args["expectations"] = content.value("expectations", nlohmann::json::array());
+        request.args["replace"] = replace;
+    }
     auto reply = core::control::call(socket, request, std::chrono::milliseconds(timeout_ms));
     if (!reply.ok) {
         std::cerr << "ctsyncctl: " << (reply.transport_error ? "" : "ctsyncd: ") << reply.error << "\n";
@@ -116,6 +183,29 @@ int main(int argc, char** argv) {
         print_stats(reply.result);
     } else if (chosen == plugins) {
         print_plugins(reply.result);
+    } else if (chosen == dump) {
+        print_dump(reply.result, expectations);
+    } else if (chosen == import) {
+        std::cout << fmt::format(
+            "imported {} flows and {} expectations; the external cache holds {} flows and {} "
+            "expectations\n",
+            reply.result.value("flows", 0), reply.result.value("expectations", 0),
+            reply.result.value("external_flows", 0), reply.result.value("external_expectations", 0));
+    } else if (chosen == commit) {
+        std::cout << fmt::format(
+            "committed {} flows and {} expectations: {} applied, {} failed, {:.1f} ms ({:.0f} "
+            "entries/s)\n",
+            reply.result.value("flows", 0), reply.result.value("expectations", 0),
+            reply.result.value("applied", 0), reply.result.value("failed", 0), reply.result.value("ms", 0.0),
+            reply.result.value("entries_per_s", 0.0));
+        for (const auto& e : reply.result.value("errors", nlohmann::json::array())) {
+            std::cout << fmt::format("  entry {}: {}\n", e.value("index", 0), e.value("message", ""));
+        }
+        return reply.result.value("failed", 0) == 0 ? kExitOk : kExitFailure;
+    } else if (chosen == flush) {
+        std::cout << fmt::format("flushed {}\n", flush_target);
+    } else if (chosen == resync) {
+        std::cout << "dump of the kernel table requested\n";
     } else {
         std::cout << fmt::format(
             "ctsyncd {} (plugin ABI {}, control protocol {})\nfingerprint: {}\nctsyncctl {}\n",

@@ -14,6 +14,7 @@
 #include "core/control/server.hpp"
 #include "core/daemon/lock_file.hpp"
 #include "core/daemon/plugin_host.hpp"
+#include "core/daemon/tables.hpp"
 #include "core/log/logging.hpp"
 #include "core/metrics/registry.hpp"
 #include "core/version.hpp"
@@ -83,7 +84,31 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
                   instance.slot.loaded->file.string());
     }
 
+    sdk::Source* source = nullptr;
+    std::vector<sdk::Filter*> filters;
+    for (const auto& instance : host.instances()) {
+        if (auto* s = instance.as<sdk::Source>()) {
+            source = s;
+        } else if (auto* f = instance.as<sdk::Filter>()) {
+            filters.push_back(f);
+        }
+    }
+    HostLogger tables_log("ctsyncd");
+    Tables tables(metrics, tables_log, source, filters);
+    if (std::string error = tables.start(); !error.empty()) {
+        log->error("event=start_failed reason=\"{}\"", error);
+        report_ready(options.ready_fd, error);
+        return 1;
+    }
+
     control::Server control(io, metrics);
+    // A whole table travels in one `import` request.
+    control.set_max_request_bytes(512u * 1024 * 1024);
+    control.add("dump", [&](const nlohmann::json& args) { return tables.dump(args); });
+    control.add("import", [&](const nlohmann::json& args) { return tables.import(args); });
+    control.add("commit", [&](const nlohmann::json& args) { return tables.commit(args); });
+    control.add("flush", [&](const nlohmann::json& args) { return tables.flush(args); });
+    control.add("resync", [&](const nlohmann::json& args) { return tables.resync(args); });
     control.add("version", [](const nlohmann::json&) {
         return nlohmann::json{{"version", kVersion},
                               {"abi", fmt::format("{}.{}", sdk::kAbiMajor, sdk::kAbiMinor)},
@@ -103,6 +128,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
                               {"lock_file", config.lock_file.string()},
                               {"control_socket", config.control_socket.string()},
                               {"plugins", host.instances().size()},
+                              {"tables", tables.summary()},
                               {"version", kVersion}};
     });
     control.add("stats", [&](const nlohmann::json&) {

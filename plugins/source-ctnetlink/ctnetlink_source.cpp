@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "flow_codec.hpp"
 
@@ -114,6 +115,7 @@ CtnetlinkSource::CtnetlinkSource(const ctsync::sdk::PluginContext& context, Sour
       options_(options),
       log_(*context.logger),
       dump_retry_(context.executor),
+      resync_timer_(context.executor),
       buffer_(kReceiveBufferBytes),
       write_buffer_(options.write_batch_bytes + kMaxMessageBytes),
       events_new_(context.metrics->counter("events_new", "NEW events read from the kernel")),
@@ -142,6 +144,7 @@ void CtnetlinkSource::stop() noexcept {
     stopped_ = true;
     boost::system::error_code ignored;
     dump_retry_.cancel();
+    resync_timer_.cancel();
     // The descriptors wrap sockets libmnl owns: release, never close, them.
     if (events_wait_) {
         events_wait_->cancel(ignored);
@@ -156,6 +159,9 @@ void CtnetlinkSource::stop() noexcept {
 bool CtnetlinkSource::start(ctsync::sdk::FlowSink& sink, std::string& error) noexcept {
     try {
         sink_ = &sink;
+        if (!ensure_events_enabled(error)) {
+            return false;
+        }
         unsigned groups =
             NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE | NF_NETLINK_CONNTRACK_DESTROY;
         if (options_.expectations) {
@@ -188,11 +194,66 @@ bool CtnetlinkSource::start(ctsync::sdk::FlowSink& sink, std::string& error) noe
                               event_buffer_bytes_, options_.reliable_events, options_.expectations));
         wait_events();
         request_dump();
+        schedule_resync();
         return true;
     } catch (const std::exception& e) {
         error = e.what();
         return false;
     }
+}
+
+bool CtnetlinkSource::ensure_events_enabled(std::string& error) {
+    std::ifstream in(options_.sysctl_path);
+    int value = -1;
+    if (!(in >> value)) {
+        error = fmt::format("cannot read {}: is nf_conntrack available in this network namespace?",
+                            options_.sysctl_path);
+        return false;
+    }
+    if (value == 1) {
+        return true;
+    }
+    const std::string consequence =
+        value == 0 ? "the kernel sends no conntrack events at all"
+                   : "entries created while no process listened never emit events (their updates and deletes "
+                     "would be missed)";
+    if (options_.events_sysctl == "check") {
+        error = fmt::format(
+            "{} is {}: {}; set it to 1 (sysctl -w net.netfilter.nf_conntrack_events=1) or use "
+            "events_sysctl \"set\"",
+            options_.sysctl_path, value, consequence);
+        return false;
+    }
+    if (options_.events_sysctl == "ignore") {
+        log_.warn(
+            fmt::format("event=events_sysctl value={} consequence=\"{}\" action=none", value, consequence));
+        return true;
+    }
+    std::ofstream out(options_.sysctl_path);
+    out << "1\n";
+    out.close();
+    if (!out) {
+        error = fmt::format("cannot set {} to 1: {}", options_.sysctl_path, std::strerror(errno));
+        return false;
+    }
+    log_.warn(
+        fmt::format("event=events_sysctl_set path={} old={} new=1 reason=\"{}\" note=\"entries that "
+                    "already exist emit no events; the periodic resync (resync_interval_s={}) repairs them\"",
+                    options_.sysctl_path, value, consequence, options_.resync_interval.count()));
+    return true;
+}
+
+void CtnetlinkSource::schedule_resync() {
+    if (options_.resync_interval.count() == 0 || stopped_) {
+        return;
+    }
+    resync_timer_.expires_after(options_.resync_interval);
+    resync_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && !stopped_) {
+            request_dump();
+            schedule_resync();
+        }
+    });
 }
 
 bool CtnetlinkSource::open_writer(std::string& error) {

@@ -25,6 +25,12 @@ struct SourceOptions {
     bool expectations = true;
     std::size_t write_batch_bytes = 128u << 10;
     std::chrono::milliseconds dump_retry{1000};
+    // nf_conntrack_events must be 1: in the kernel's default mode (2) entries created while nobody listened
+    // never emit events. "set" writes 1 (logged), "check" refuses to start, "ignore" only warns.
+    std::string events_sysctl = "set";
+    std::string sysctl_path = "/proc/sys/net/netfilter/nf_conntrack_events";
+    // Periodic full dump (mark and sweep); 0 disables. Repairs entries that emit no events.
+    std::chrono::seconds resync_interval{300};
 };
 
 // Owns one libmnl socket.
@@ -76,6 +82,8 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     void read_dump();
     void finish_dump(bool complete, const std::string& reason);
     bool open_writer(std::string& error);
+    bool ensure_events_enabled(std::string& error);
+    void schedule_resync();
     void open_writer_or_log();
 
     ctsync::sdk::PluginContext context_;
@@ -89,6 +97,7 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::unique_ptr<boost::asio::posix::stream_descriptor> events_wait_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> dump_wait_;
     boost::asio::steady_timer dump_retry_;
+    boost::asio::steady_timer resync_timer_;
     std::vector<char> buffer_;
     std::vector<char> write_buffer_;
 

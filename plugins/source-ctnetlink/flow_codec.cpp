@@ -149,12 +149,14 @@ void write_nat(nf_conntrack& ct, const ctsync::sdk::NatBinding& nat, Family fami
     }
 }
 
+// Labels only when some bit is set: the kernel refuses labels (ENOSPC) on an entry without the labels
+// extension, which it adds only while a ruleset uses ct labels.
 void write_labels(nf_conntrack& ct, const ctsync::sdk::Labels& labels, bool with_mask) {
     bool any = false;
     for (auto b : labels) {
         any = any || b != 0;
     }
-    if (!any && !with_mask) {
+    if (!any) {
         return;
     }
     nfct_bitmask* bits = nfct_bitmask_new(127);

@@ -35,6 +35,19 @@ const ConfigKey kKeys[] = {
      .description = "Size of one netlink batch when writing entries.",
      .min = 16384,
      .max = 4194304},
+    {.name = "events_sysctl",
+     .type = KeyType::kEnum,
+     .default_json = "\"set\"",
+     .description = "nf_conntrack_events must be 1 (in mode 2 entries created while nobody listened emit no "
+                    "events): set it, check (refuse to start), or ignore.",
+     .choices = "set|check|ignore"},
+    {.name = "resync_interval_s",
+     .type = KeyType::kInteger,
+     .default_json = "300",
+     .description =
+         "Full dump with mark and sweep every so often (0: never); repairs entries that emit no events.",
+     .min = 0,
+     .max = 86400},
     {.name = "dump_retry_ms",
      .type = KeyType::kInteger,
      .default_json = "1000",
@@ -57,6 +70,8 @@ std::unique_ptr<Plugin> create(const PluginContext& context, const PluginConfig&
     options.expectations = config.get_bool("expectations");
     options.write_batch_bytes = static_cast<std::size_t>(config.get_int("write_batch_bytes"));
     options.dump_retry = std::chrono::milliseconds(config.get_int("dump_retry_ms"));
+    options.events_sysctl = config.get_string("events_sysctl");
+    options.resync_interval = std::chrono::seconds(config.get_int("resync_interval_s"));
     return std::make_unique<ctnetlink::CtnetlinkSource>(context, options);
 }
 

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "core/daemon/tables.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "core/cache/flow_json.hpp"
+
+namespace ctsync::core {
+namespace {
+
+std::string cache_arg(const nlohmann::json& args, const char* fallback) {
+    auto it = args.find("cache");
+    if (it == args.end()) {
+        return fallback;
+    }
+    if (!it->is_string() || (*it != "internal" && *it != "external")) {
+        throw std::invalid_argument("\"cache\" must be \"internal\" or \"external\"");
+    }
+    return it->get<std::string>();
+}
+
+nlohmann::json write_report_json(const sdk::WriteReport& report) {
+    nlohmann::json errors = nlohmann::json::array();
+    for (const auto& e : report.errors) {
+        errors.push_back({{"index", e.index}, {"errno", e.error}, {"message", e.message}});
+    }
+    return {{"applied", report.applied}, {"failed", report.failed}, {"errors", errors}};
+}
+
+}  // namespace
+
+Tables::Tables(MetricsRegistry& metrics, sdk::Logger& log, sdk::Source* source,
+               std::vector<sdk::Filter*> filters)
+    : metrics_(metrics),
+      log_(log),
+      source_(source),
+      filters_(std::move(filters)),
+      external_flows_(metrics.gauge("external.flows", "flows in the external cache")),
+      external_expectations_(metrics.gauge("external.expectations", "expectations in the external cache")),
+      commits_(metrics.counter("commit.runs", "commits of the external cache into the kernel")),
+      commit_failed_(metrics.counter("commit.failed_entries", "entries the kernel refused during commits")) {
+    view_ = std::make_unique<KernelView>(internal_, metrics_, log_, [this](const sdk::FlowState& flow) {
+        for (const auto* filter : filters_) {
+            if (filter->evaluate(flow) == sdk::Verdict::kDrop) {
+                return false;
+            }
+        }
+        return true;
+    });
+}
+
+std::string Tables::start() {
+    if (source_ == nullptr) {
+        return {};
+    }
+    std::string error;
+    if (!source_->start(*view_, error)) {
+        return "the source refused to start: " + error;
+    }
+    return {};
+}
+
+sdk::Source& Tables::require_source() const {
+    if (source_ == nullptr) {
+        throw std::runtime_error(
+            "no source plugin is configured (.source): nothing reads or writes the kernel table");
+    }
+    return *source_;
+}
+
+void Tables::refresh_external_gauges() {
+    external_flows_.set(static_cast<std::int64_t>(external_.flow_count()));
+    external_expectations_.set(static_cast<std::int64_t>(external_.expectation_count()));
+}
+
+nlohmann::json Tables::dump(const nlohmann::json& args) const {
+    const std::string which = cache_arg(args, "internal");
+    const FlowCache& cache = which == "internal" ? internal_ : external_;
+    nlohmann::json flows = nlohmann::json::array();
+    nlohmann::json expectations = nlohmann::json::array();
+    cache.for_each_flow([&](const sdk::FlowState& f) { flows.push_back(to_json(f)); });
+    cache.for_each_expectation([&](const sdk::Expectation& e) { expectations.push_back(to_json(e)); });
+    return {{"cache", which}, {"flows", std::move(flows)}, {"expectations", std::move(expectations)}};
+}
+
+nlohmann::json Tables::import(const nlohmann::json& args) {
+    // All or nothing: a file with one bad entry changes nothing.
+    ConfigIssues issues;
+    std::vector<sdk::FlowState> flows;
+    std::vector<sdk::Expectation> expectations;
+    for (const char* key : {"flows", "expectations"}) {
+        auto it = args.find(key);
+        if (it != args.end() && !it->is_array()) {
+            issues.push_back({std::string(".") + key, "expected an array"});
+        }
+    }
+    if (auto it = args.find("flows"); it != args.end() && it->is_array()) {
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            if (auto f = flow_from_json((*it)[i], join_path(".flows", i), issues)) {
+                flows.push_back(*f);
+            }
+        }
+    }
+    if (auto it = args.find("expectations"); it != args.end() && it->is_array()) {
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            if (auto e = expectation_from_json((*it)[i], join_path(".expectations", i), issues)) {
+                expectations.push_back(*e);
+            }
+        }
+    }
+    if (!issues.empty()) {
+        std::string message = fmt::format("import refused, nothing changed: {} problem{}", issues.size(),
+                                          issues.size() == 1 ? "" : "s");
+        for (std::size_t i = 0; i < issues.size() && i < 10; ++i) {
+            message += "; " + format_issue(issues[i]);
+        }
+        throw std::invalid_argument(message);
+    }
+    if (args.value("replace", false)) {
+        external_.clear();
+    }
+    for (const auto& f : flows) {
+        external_.upsert(f);
+    }
+    for (const auto& e : expectations) {
+        external_.upsert(e);
+    }
+    refresh_external_gauges();
+    log_.info(fmt::format("event=import flows={} expectations={} external_flows={}", flows.size(),
+                          expectations.size(), external_.flow_count()));
+    return {{"flows", flows.size()},
+            {"expectations", expectations.size()},
+            {"external_flows", external_.flow_count()},
+            {"external_expectations", external_.expectation_count()}};
+}
+
+nlohmann::json Tables::commit(const nlohmann::json&) {
+    sdk::Source& source = require_source();
+    const auto started = std::chrono::steady_clock::now();
+    // Masters first: an expectation can only be created once its master exists.
+    std::vector<sdk::WriteOp> ops;
+    ops.reserve(external_.flow_count() + external_.expectation_count());
+    external_.for_each_flow([&](const sdk::FlowState& f) {
+        ops.push_back({sdk::WriteOp::Kind::kUpsert, &f, nullptr});
+    });
+    const std::size_t flows = ops.size();
+    external_.for_each_expectation([&](const sdk::Expectation& e) {
+        ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
+    });
+    sdk::WriteReport report = source.write(ops);
+    const auto ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    commits_.add();
+    commit_failed_.add(report.failed);
+    const double rate = ms > 0 ? static_cast<double>(ops.size()) / (ms / 1000.0) : 0.0;
+    log_.info(fmt::format(
+        "event=commit flows={} expectations={} applied={} failed={} ms={:.1f} entries_per_s={:.0f}", flows,
+        ops.size() - flows, report.applied, report.failed, ms, rate));
+    for (const auto& e : report.errors) {
+        log_.warn(
+            fmt::format("event=commit_refused index={} errno={} reason=\"{}\"", e.index, e.error, e.message));
+    }
+    nlohmann::json out = write_report_json(report);
+    out["flows"] = flows;
+    out["expectations"] = ops.size() - flows;
+    out["ms"] = ms;
+    out["entries_per_s"] = rate;
+    return out;
+}
+
+nlohmann::json Tables::flush(const nlohmann::json& args) {
+    auto it = args.find("target");
+    if (it == args.end() || !it->is_string() || (*it != "internal" && *it != "external" && *it != "kernel")) {
+        throw std::invalid_argument("\"target\" must be \"internal\", \"external\" or \"kernel\"");
+    }
+    const std::string target = it->get<std::string>();
+    if (target == "external") {
+        std::size_t n = external_.flow_count() + external_.expectation_count();
+        external_.clear();
+        refresh_external_gauges();
+        log_.info(fmt::format("event=flush target=external removed={}", n));
+        return {{"target", target}, {"removed", n}};
+    }
+    sdk::Source& source = require_source();
+    if (target == "internal") {
+        // Emptied and refilled from the kernel by a fresh dump (what conntrackd -f does for its cache).
+        std::size_t n = internal_.flow_count() + internal_.expectation_count();
+        internal_.clear();
+        source.request_dump();
+        log_.info(fmt::format("event=flush target=internal removed={} action=resync", n));
+        return {{"target", target}, {"removed", n}};
+    }
+    sdk::WriteReport report = source.flush();
+    log_.info(fmt::format("event=flush target=kernel failed={}", report.failed));
+    if (report.failed != 0) {
+        throw std::runtime_error("kernel flush failed: " +
+                                 (report.errors.empty() ? "" : report.errors[0].message));
+    }
+    return {{"target", target}};
+}
+
+nlohmann::json Tables::resync(const nlohmann::json&) {
+    require_source().request_dump();
+    return {{"dump_requested", true}};
+}
+
+nlohmann::json Tables::summary() const {
+    return {{"source", source_ != nullptr},
+            {"internal_flows", internal_.flow_count()},
+            {"internal_expectations", internal_.expectation_count()},
+            {"external_flows", external_.flow_count()},
+            {"external_expectations", external_.expectation_count()},
+            {"internal_synced", view_->completed_dumps() > 0},
+            {"dumping", view_->dumping()}};
+}
+
+}  // namespace ctsync::core
