@@ -19,7 +19,7 @@ build_packages=(
 )
 # Real peers and lab tools used by the kernel/netns tests, the benchmarks and the demo.
 lab_packages=(
-    iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod
+    iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod iputils-ping
 )
 
 missing=()

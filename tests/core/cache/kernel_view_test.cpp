@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The reconcile rules between a dump and the events that interleave with it.
+#include "core/cache/kernel_view.hpp"
+
+#include <gtest/gtest.h>
+
+#include <ctsync/sdk/testing/mocks.hpp>
+
+namespace ctsync::core {
+namespace {
+
+using sdk::EventKind;
+
+sdk::FlowState flow(std::uint16_t sport, std::uint32_t mark = 0) {
+    sdk::FlowState f;
+    f.original.family = sdk::Family::kIpv4;
+    f.original.protocol = sdk::l4::kTcp;
+    f.original.src.bytes = {192, 0, 2, 1};
+    f.original.dst.bytes = {198, 51, 100, 1};
+    f.original.src_port = sport;
+    f.original.dst_port = 80;
+    f.mark = mark;
+    return f;
+}
+
+class KernelViewTest : public ::testing::Test {
+  protected:
+    FlowCache cache_;
+    MetricsRegistry metrics_;
+    ::testing::NiceMock<testkit::MockLogger> log_;
+    KernelView view_{cache_, metrics_, log_,
+                     [](const sdk::FlowState& f) { return f.original.dst_port != 22; }};
+};
+
+TEST_F(KernelViewTest, CompleteDumpSweepsWhatTheKernelNoLongerHas) {
+    view_.on_dump_begin(1);
+    view_.on_flow(EventKind::kDump, flow(1));
+    view_.on_flow(EventKind::kDump, flow(2));
+    view_.on_dump_end(1, true);
+    ASSERT_EQ(cache_.flow_count(), 2u);
+    // Events for flow 2's deletion were lost; the next dump no longer lists it.
+    view_.on_loss(sdk::LossReason::kOverrun, 1);
+    view_.on_dump_begin(2);
+    view_.on_flow(EventKind::kDump, flow(1));
+    view_.on_dump_end(2, true);
+    EXPECT_EQ(cache_.flow_count(), 1u);
+    EXPECT_NE(cache_.find(flow(1).key()), nullptr);
+}
+
+TEST_F(KernelViewTest, IncompleteDumpSweepsNothing) {
+    view_.on_flow(EventKind::kNew, flow(1));
+    view_.on_dump_begin(1);
+    view_.on_dump_end(1, false);
+    EXPECT_EQ(cache_.flow_count(), 1u);
+}
+
+TEST_F(KernelViewTest, EventDuringDumpWinsOverTheDumpedCopy) {
+    view_.on_dump_begin(1);
+    view_.on_flow(EventKind::kUpdate, flow(1, /*mark=*/9));  // newer than what the dump will show
+    view_.on_flow(EventKind::kDump, flow(1, /*mark=*/3));
+    view_.on_dump_end(1, true);
+    ASSERT_NE(cache_.find(flow(1).key()), nullptr);
+    EXPECT_EQ(cache_.find(flow(1).key())->mark, 9u);
+}
+
+TEST_F(KernelViewTest, DestroyDuringDumpIsNotResurrectedByTheDump) {
+    view_.on_flow(EventKind::kNew, flow(1));
+    view_.on_dump_begin(1);
+    view_.on_flow(EventKind::kDestroy, flow(1));
+    view_.on_flow(EventKind::kDump, flow(1));  // the dump read it before it was destroyed
+    view_.on_dump_end(1, true);
+    EXPECT_EQ(cache_.find(flow(1).key()), nullptr);
+}
+
+TEST_F(KernelViewTest, EventsBetweenDumpsSurviveTheNextSweepOnlyIfDumpedAgain) {
+    view_.on_dump_begin(1);
+    view_.on_dump_end(1, true);
+    view_.on_flow(EventKind::kNew, flow(1));
+    view_.on_flow(EventKind::kNew, flow(2));
+    view_.on_dump_begin(2);
+    view_.on_flow(EventKind::kDump, flow(1));
+    view_.on_dump_end(2, true);
+    EXPECT_NE(cache_.find(flow(1).key()), nullptr);
+    EXPECT_EQ(cache_.find(flow(2).key()), nullptr);  // gone from the kernel, its DESTROY lost
+}
+
+TEST_F(KernelViewTest, FilteredFlowsAreKeptOut) {
+    auto ssh = flow(5);
+    ssh.original.dst_port = 22;
+    view_.on_flow(EventKind::kNew, ssh);
+    EXPECT_EQ(cache_.flow_count(), 0u);
+    auto counters = metrics_.snapshot();
+    auto it =
+        std::find_if(counters.begin(), counters.end(), [](auto& m) { return m.name == "internal.filtered"; });
+    ASSERT_NE(it, counters.end());
+    EXPECT_EQ(it->value, 1);
+}
+
+TEST_F(KernelViewTest, ExpectationsFollowTheSameRules) {
+    sdk::Expectation e;
+    e.master = flow(1).original;
+    e.expected = flow(2).original;
+    view_.on_dump_begin(1);
+    view_.on_expectation(EventKind::kDump, e);
+    view_.on_dump_end(1, true);
+    EXPECT_EQ(cache_.expectation_count(), 1u);
+    view_.on_dump_begin(2);
+    view_.on_dump_end(2, true);
+    EXPECT_EQ(cache_.expectation_count(), 0u);
+}
+
+}  // namespace
+}  // namespace ctsync::core

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Every field of the flow model survives encode -> netlink message -> parse -> decode, for each protocol
+// family the model covers. No kernel involved: the kernel round trip is in round_trip_netns_test.cpp.
+#include "flow_codec.hpp"
+
+#include <gtest/gtest.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+
+#include <vector>
+
+namespace ctnetlink {
+namespace {
+
+using namespace ctsync::sdk;
+
+Tuple tuple4(std::uint8_t proto, std::uint16_t sport, std::uint16_t dport) {
+    Tuple t;
+    t.family = Family::kIpv4;
+    t.protocol = proto;
+    t.src.bytes = {192, 0, 2, 10};
+    t.dst.bytes = {198, 51, 100, 10};
+    t.src_port = sport;
+    t.dst_port = dport;
+    return t;
+}
+
+Tuple tuple6(std::uint8_t proto, std::uint16_t sport, std::uint16_t dport) {
+    Tuple t;
+    t.family = Family::kIpv6;
+    t.protocol = proto;
+    t.src.bytes = {0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+    t.dst.bytes = {0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+    t.src_port = sport;
+    t.dst_port = dport;
+    return t;
+}
+
+// Encode for creation, build the netlink message, parse and decode it again.
+FlowState through_netlink(const FlowState& in) {
+    ConntrackPtr ct = encode_flow(in, Purpose::kCreate);
+    std::vector<char> buffer(8192);
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data());
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = static_cast<std::uint8_t>(in.original.family);
+    EXPECT_EQ(nfct_nlmsg_build(nlh, ct.get()), 0);
+    ConntrackPtr parsed = new_conntrack();
+    EXPECT_GE(nfct_nlmsg_parse(nlh, parsed.get()), 0);
+    FlowState out;
+    EXPECT_TRUE(decode_flow(*parsed, out));
+    return out;
+}
+
+FlowState base(const Tuple& t) {
+    FlowState f;
+    f.original = t;
+    f.reply = invert(t);
+    f.status = 0x8 | 0x4 | 0x2;  // confirmed, assured, seen reply
+    f.mark = 0x2a;
+    f.timeout = 431999;
+    return f;
+}
+
+void expect_same(const FlowState& a, const FlowState& b) {
+    EXPECT_EQ(a.original, b.original);
+    EXPECT_EQ(a.zone, b.zone);
+    EXPECT_EQ(a.status, b.status);
+    EXPECT_EQ(a.mark, b.mark);
+    EXPECT_EQ(a.timeout, b.timeout);
+    EXPECT_EQ(a.labels, b.labels);
+    EXPECT_EQ(a.helper, b.helper);
+    EXPECT_EQ(a.seq_original, b.seq_original);
+    EXPECT_EQ(a.seq_reply, b.seq_reply);
+    EXPECT_EQ(a.tcp, b.tcp);
+    EXPECT_EQ(a.sctp, b.sctp);
+    EXPECT_EQ(a.dccp, b.dccp);
+}
+
+TEST(FlowCodec, TcpWithEverything) {
+    FlowState f = base(tuple4(l4::kTcp, 40000, 21));
+    f.zone = {7, Zone::kDirBoth};
+    f.labels[0] = 0x20;
+    f.labels[15] = 0x80;
+    set_helper_name(f.helper, "ftp");
+    f.seq_original = {true, 1000, 0, 2};
+    f.seq_reply = {true, 2000, 0, -2};
+    f.tcp = {3, 7, 7, 0x2, 0x2};
+    expect_same(f, through_netlink(f));
+}
+
+TEST(FlowCodec, DirectionalZone) {
+    FlowState f = base(tuple4(l4::kUdp, 5353, 53));
+    f.zone = {9, Zone::kDirOriginal};
+    expect_same(f, through_netlink(f));
+}
+
+TEST(FlowCodec, SctpStateAndVtags) {
+    FlowState f = base(tuple4(l4::kSctp, 3868, 3868));
+    f.sctp = {3, 0xdeadbeef, 0x01020304};
+    expect_same(f, through_netlink(f));
+}
+
+TEST(FlowCodec, DccpStateRoleHandshake) {
+    FlowState f = base(tuple4(l4::kDccp, 5004, 5004));
+    f.dccp = {4, 1, 0x0000123456789abcull};
+    expect_same(f, through_netlink(f));
+}
+
+TEST(FlowCodec, IcmpIdentity) {
+    Tuple t = tuple4(l4::kIcmp, 77, 0);
+    t.icmp_type = 8;
+    t.icmp_code = 0;
+    t.dst_port = 0;
+    FlowState f = base(t);
+    expect_same(f, through_netlink(f));
+}
+
+TEST(FlowCodec, Ipv6TcpAndIcmpv6) {
+    FlowState tcp = base(tuple6(l4::kTcp, 40000, 443));
+    tcp.tcp = {3, 8, 8, 0, 0};
+    expect_same(tcp, through_netlink(tcp));
+    Tuple t = tuple6(l4::kIcmpv6, 5, 0);
+    t.icmp_type = 128;
+    FlowState icmp = base(t);
+    expect_same(icmp, through_netlink(icmp));
+}
+
+TEST(FlowCodec, UdpliteGreAndGeneric) {
+    for (std::uint8_t proto : {l4::kUdplite, l4::kGre, std::uint8_t{51}}) {
+        Tuple t = tuple4(proto, proto == 51 ? 0 : 1000, proto == 51 ? 0 : 2000);
+        FlowState f = base(t);
+        expect_same(f, through_netlink(f));
+    }
+}
+
+TEST(FlowCodec, NatBindingsAreReadFromTheReplyTuple) {
+    // As the kernel reports an SNAT+DNAT flow: original to the public address, reply from the real server to
+    // the firewall's address.
+    ConntrackPtr ct = new_conntrack();
+    Tuple orig = tuple4(l4::kTcp, 40000, 80);
+    orig.dst.bytes = {203, 0, 113, 1};
+    nfct_set_attr_u8(ct.get(), ATTR_ORIG_L3PROTO, AF_INET);
+    nfct_set_attr_u8(ct.get(), ATTR_ORIG_L4PROTO, IPPROTO_TCP);
+    nfct_set_attr_u32(ct.get(), ATTR_ORIG_IPV4_SRC, htonl(0xc000020a));  // 192.0.2.10
+    nfct_set_attr_u32(ct.get(), ATTR_ORIG_IPV4_DST, htonl(0xcb007101));  // 203.0.113.1
+    nfct_set_attr_u16(ct.get(), ATTR_ORIG_PORT_SRC, htons(40000));
+    nfct_set_attr_u16(ct.get(), ATTR_ORIG_PORT_DST, htons(80));
+    nfct_set_attr_u8(ct.get(), ATTR_REPL_L3PROTO, AF_INET);
+    nfct_set_attr_u8(ct.get(), ATTR_REPL_L4PROTO, IPPROTO_TCP);
+    nfct_set_attr_u32(ct.get(), ATTR_REPL_IPV4_SRC, htonl(0xc633640a));  // 198.51.100.10 (DNAT target)
+    nfct_set_attr_u32(ct.get(), ATTR_REPL_IPV4_DST, htonl(0xc6336401));  // 198.51.100.1 (SNAT address)
+    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_SRC, htons(8080));
+    nfct_set_attr_u16(ct.get(), ATTR_REPL_PORT_DST, htons(40000));
+    nfct_set_attr_u32(ct.get(), ATTR_STATUS, IPS_SRC_NAT | IPS_DST_NAT | IPS_CONFIRMED);
+    FlowState f;
+    ASSERT_TRUE(decode_flow(*ct, f));
+    ASSERT_TRUE(f.snat.present);
+    EXPECT_EQ(f.snat.address.bytes[0], 198);
+    EXPECT_EQ(f.snat.address.bytes[3], 1);
+    EXPECT_EQ(f.snat.port, 0);  // the source port was kept
+    ASSERT_TRUE(f.dnat.present);
+    EXPECT_EQ(f.dnat.address.bytes[3], 10);
+    EXPECT_EQ(f.dnat.port, 8080);
+    // And a create message for it asks the kernel for exactly these bindings.
+    ConntrackPtr create = encode_flow(f, Purpose::kCreate);
+    EXPECT_EQ(nfct_get_attr_u32(create.get(), ATTR_SNAT_IPV4), htonl(0xc6336401));
+    EXPECT_FALSE(nfct_attr_is_set(create.get(), ATTR_SNAT_PORT));
+    EXPECT_EQ(nfct_get_attr_u32(create.get(), ATTR_DNAT_IPV4), htonl(0xc633640a));
+    EXPECT_EQ(ntohs(nfct_get_attr_u16(create.get(), ATTR_DNAT_PORT)), 8080);
+    // An update never carries NAT or helper (the kernel refuses to change them on a live entry).
+    ConntrackPtr update = encode_flow(f, Purpose::kUpdate);
+    EXPECT_FALSE(nfct_attr_is_set(update.get(), ATTR_SNAT_IPV4));
+    EXPECT_FALSE(nfct_attr_is_set(update.get(), ATTR_HELPER_NAME));
+}
+
+TEST(FlowCodec, ExpectationRoundTrip) {
+    Expectation e;
+    e.zone.id = 3;
+    e.master = tuple4(l4::kTcp, 40000, 21);
+    e.expected = tuple4(l4::kTcp, 0, 10000);
+    e.mask = e.expected;
+    e.mask.src.bytes = {255, 255, 255, 255};
+    e.mask.dst.bytes = {255, 255, 255, 255};
+    e.mask.src_port = 0;
+    e.mask.dst_port = 0xffff;
+    set_helper_name(e.helper, "ftp");
+    e.timeout = 300;
+    e.flags = 0;
+    ExpectPtr exp = encode_expectation(e);
+    ASSERT_TRUE(exp);
+    std::vector<char> buffer(8192);
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data());
+    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = AF_INET;
+    ASSERT_EQ(nfexp_nlmsg_build(nlh, exp.get()), 0);
+    ExpectPtr parsed = new_expect();
+    ASSERT_GE(nfexp_nlmsg_parse(nlh, parsed.get()), 0);
+    Expectation out;
+    ASSERT_TRUE(decode_expectation(*parsed, out));
+    EXPECT_EQ(out.master, e.master);
+    EXPECT_EQ(out.expected, e.expected);
+    EXPECT_EQ(out.mask.dst_port, 0xffff);
+    EXPECT_EQ(out.zone.id, 3);
+    EXPECT_EQ(out.timeout, 300u);
+    EXPECT_EQ(helper_name_view(out.helper), "ftp");
+}
+
+TEST(FlowCodec, MalformedEntryIsRefused) {
+    ConntrackPtr ct = new_conntrack();  // no tuple at all
+    FlowState f;
+    EXPECT_FALSE(decode_flow(*ct, f));
+}
+
+}  // namespace
+}  // namespace ctnetlink
