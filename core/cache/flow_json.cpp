@@ -305,7 +305,8 @@ json to_json(const sdk::Expectation& e) {
             {"flags", e.flags},
             {"timeout", e.timeout},
             {"nat", nat_json(e.nat, e.expected.family)},
-            {"nat_direction", e.nat_direction}};
+            {"nat_direction", e.nat_direction},
+            {"function", std::string(e.function.data(), strnlen(e.function.data(), e.function.size()))}};
 }
 
 std::optional<sdk::FlowState> flow_from_json(const json& j, const std::string& path, ConfigIssues& issues) {
@@ -378,7 +379,7 @@ std::optional<sdk::Expectation> expectation_from_json(const json& j, const std::
     }
     r.only(j, path,
            {"zone", "master", "expected", "mask", "helper", "class", "flags", "timeout", "nat",
-            "nat_direction"});
+            "nat_direction", "function"});
     e.zone = r.zone(j, path);
     e.master = r.tuple(j.value("master", json()), join_path(path, "master"));
     e.expected = r.tuple(j.value("expected", json()), join_path(path, "expected"));
@@ -389,6 +390,12 @@ std::optional<sdk::Expectation> expectation_from_json(const json& j, const std::
     e.timeout = r.integer<std::uint32_t>(j, path, "timeout", 0, false);
     e.nat = r.nat(j, "nat", e.expected.family, path);
     e.nat_direction = r.integer<std::uint8_t>(j, path, "nat_direction", 0, false);
+    std::string function = r.string(j, path, "function", false);
+    if (function.size() >= e.function.size()) {
+        r.fail(join_path(path, "function"), "expectation function names have at most 31 characters");
+    } else {
+        std::copy(function.begin(), function.end(), e.function.begin());
+    }
     if (issues.size() != before) {
         return std::nullopt;
     }

@@ -583,6 +583,9 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                                           del ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
                                           seq, family_of(op));
                         nfexp_nlmsg_build(nlh, exp.get());
+                        if (!del) {
+                            append_expectation_attributes(nlh, *op.expectation);
+                        }
                     }
                     used += NLMSG_ALIGN(nlh->nlmsg_len);
                     last = nlh;

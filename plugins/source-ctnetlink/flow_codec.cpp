@@ -2,8 +2,10 @@
 #include "flow_codec.hpp"
 
 #include <arpa/inet.h>
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include <cstring>
 
@@ -378,12 +380,17 @@ bool decode_expectation(const nf_expect& exp, ctsync::sdk::Expectation& out) noe
     }
     if (nfexp_attr_is_set(&exp, ATTR_EXP_NAT_TUPLE)) {
         Tuple nat;
+        // The kernel keeps the saved (pre-NAT) endpoint in the NAT tuple's source.
         if (tuple_of(ATTR_EXP_NAT_TUPLE, nat)) {
             out.nat.present = true;
-            out.nat.address = nat.dst;
-            out.nat.port = nat.dst_port;
+            out.nat.address = nat.src;
+            out.nat.port = nat.src_port;
             out.nat_direction = static_cast<std::uint8_t>(nfexp_get_attr_u32(&exp, ATTR_EXP_NAT_DIR));
         }
+    }
+    if (const auto* fn = static_cast<const char*>(nfexp_get_attr(&exp, ATTR_EXP_FN)); fn != nullptr) {
+        std::size_t n = std::min(std::strlen(fn), out.function.size() - 1);
+        std::memcpy(out.function.data(), fn, n);
     }
     return true;
 }
@@ -416,13 +423,49 @@ ExpectPtr encode_expectation(const ctsync::sdk::Expectation& e) {
     if (e.nat.present) {
         ConntrackPtr nat = new_conntrack();
         Tuple t = e.expected;
-        t.dst = e.nat.address;
-        t.dst_port = e.nat.port;
+        t.src = e.nat.address;
+        t.src_port = e.nat.port;
         write_expect_tuple(*nat, t);
         nfexp_set_attr(exp.get(), ATTR_EXP_NAT_TUPLE, nat.get());
         nfexp_set_attr_u32(exp.get(), ATTR_EXP_NAT_DIR, e.nat_direction);
     }
+    if (e.function[0] != '\0') {
+        nfexp_set_attr(exp.get(), ATTR_EXP_FN, e.function.data());
+    }
     return exp;
+}
+
+void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& e) {
+    if (e.helper[0] != '\0') {
+        mnl_attr_put_strz(nlh, CTA_EXPECT_HELP_NAME, e.helper.data());
+    }
+    mnl_attr_put_u32(nlh, CTA_EXPECT_CLASS, htonl(e.expect_class));
+    if (e.nat.present) {
+        // The kernel parses a complete tuple and keeps its source: the endpoint the NAT helper saved.
+        nlattr* nat = mnl_attr_nest_start(nlh, CTA_EXPECT_NAT);
+        mnl_attr_put_u32(nlh, CTA_EXPECT_NAT_DIR, htonl(e.nat_direction));
+        nlattr* tuple = mnl_attr_nest_start(nlh, CTA_EXPECT_NAT_TUPLE);
+        nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+        const ctsync::sdk::Address zero{};
+        if (e.expected.family == Family::kIpv6) {
+            mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, e.nat.address.bytes.data());
+            mnl_attr_put(nlh, CTA_IP_V6_DST, 16, zero.bytes.data());
+        } else {
+            mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, e.nat.address.bytes.data());
+            mnl_attr_put(nlh, CTA_IP_V4_DST, 4, zero.bytes.data());
+        }
+        mnl_attr_nest_end(nlh, ip);
+        nlattr* proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+        mnl_attr_put_u8(nlh, CTA_PROTO_NUM, e.expected.protocol);
+        mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(e.nat.port));
+        mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, 0);
+        mnl_attr_nest_end(nlh, proto);
+        mnl_attr_nest_end(nlh, tuple);
+        mnl_attr_nest_end(nlh, nat);
+    }
+    if (e.function[0] != '\0') {
+        mnl_attr_put_strz(nlh, CTA_EXPECT_FN, e.function.data());
+    }
 }
 
 }  // namespace ctnetlink

@@ -7,6 +7,7 @@
 #include <memory>
 
 struct nf_conntrack;
+struct nlmsghdr;
 struct nf_expect;
 
 namespace ctnetlink {
@@ -34,6 +35,10 @@ bool decode_expectation(const nf_expect& exp, ctsync::sdk::Expectation& out) noe
 enum class Purpose { kCreate, kUpdate, kDelete };
 ConntrackPtr encode_flow(const ctsync::sdk::FlowState& flow, Purpose purpose);
 ExpectPtr encode_expectation(const ctsync::sdk::Expectation& expectation);
+
+// libnetfilter_conntrack's nfexp_nlmsg_build leaves out the helper name, class, NAT and expectation
+// function; this appends them to a message it built.
+void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& expectation);
 
 // The reply tuple a kernel entry without NAT would have.
 ctsync::sdk::Tuple invert(const ctsync::sdk::Tuple& tuple) noexcept;

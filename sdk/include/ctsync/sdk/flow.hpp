@@ -155,6 +155,9 @@ struct FlowState {
     friend bool operator==(const FlowState&, const FlowState&) = default;
 };
 
+inline constexpr std::size_t kExpectFunctionNameSize = 32;
+using ExpectFunctionName = std::array<char, kExpectFunctionNameSize>;
+
 // A helper's expectation of a related connection (FTP data, SIP media...).
 struct Expectation {
     Zone zone;
@@ -165,8 +168,9 @@ struct Expectation {
     std::uint32_t expect_class = 0;
     std::uint32_t flags = 0;    // NF_CT_EXPECT_* bits
     std::uint32_t timeout = 0;  // seconds left when read
-    NatBinding nat;             // where the expected connection is NATed to, if any
+    NatBinding nat;             // the address/port the NAT helper saved (the pre-NAT endpoint), if any
     std::uint8_t nat_direction = 0;
+    ExpectFunctionName function{};  // what runs when the connection arrives ("nat-follow-master"), or empty
     friend bool operator==(const Expectation&, const Expectation&) = default;
 };
 
