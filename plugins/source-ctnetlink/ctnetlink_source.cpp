@@ -172,7 +172,8 @@ bool CtnetlinkSource::start(ctsync::sdk::FlowSink& sink, std::string& error) noe
         if (!events_) {
             return false;
         }
-        event_buffer_bytes_ = events_->set_receive_buffer(options_.event_buffer_bytes);
+        event_buffer_requested_ = options_.event_buffer_bytes;
+        event_buffer_bytes_ = events_->set_receive_buffer(event_buffer_requested_);
         receive_buffer_.set(static_cast<std::int64_t>(event_buffer_bytes_));
         if (options_.reliable_events) {
             // The kernel then retries event delivery instead of dropping (DESTROY events are held back until
@@ -319,9 +320,9 @@ void CtnetlinkSource::handle_overrun() {
     // and repair by a full dump with mark and sweep: the cache ends equal to the kernel, deletes included.
     overruns_.add();
     std::size_t before = event_buffer_bytes_;
-    if (event_buffer_bytes_ < options_.event_buffer_max_bytes) {
-        event_buffer_bytes_ = events_->set_receive_buffer(
-            std::min(options_.event_buffer_max_bytes, std::max<std::size_t>(event_buffer_bytes_ * 2, 1)));
+    if (event_buffer_requested_ < options_.event_buffer_max_bytes) {
+        event_buffer_requested_ = std::min(options_.event_buffer_max_bytes, event_buffer_requested_ * 2);
+        event_buffer_bytes_ = events_->set_receive_buffer(event_buffer_requested_);
         receive_buffer_.set(static_cast<std::int64_t>(event_buffer_bytes_));
     }
     log_.warn(fmt::format("event=event_overrun action=resync event_buffer_bytes={} previous={} max={}",
