@@ -35,9 +35,10 @@ inline std::filesystem::path write_config(const std::filesystem::path& dir, cons
 
 // ctsyncctl -C <config> <args...> --json, parsed; null JSON when it failed.
 inline nlohmann::json ctl_json(const std::filesystem::path& config, const std::string& command,
-                               std::vector<std::string> prefix = {}) {
-    prefix.insert(prefix.end(), {kCtsyncctl, "-C", config.string(), command, "--json"});
-    auto result = run(prefix, std::chrono::seconds(10));
+                               std::vector<std::string> prefix = {}, int timeout_ms = 5000) {
+    prefix.insert(prefix.end(), {kCtsyncctl, "-C", config.string(), "--timeout", std::to_string(timeout_ms),
+                                 command, "--json"});
+    auto result = run(prefix, std::chrono::milliseconds(timeout_ms + 5000));
     if (result.exit_code != 0) {
         return nullptr;
     }
