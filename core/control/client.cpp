@@ -71,10 +71,11 @@ Reply call(const std::filesystem::path& socket, const Request& request, std::chr
         sent += n > 0 ? static_cast<std::size_t>(n) : 0;
     }
     std::string in;
-    char buffer[4096];
+    char buffer[65536];
     // Replies (a full dump) may be far larger than requests; bound them generously but still bound them.
     constexpr std::size_t kMaxReply = 512u * 1024 * 1024;
-    while (in.find('\n') == std::string::npos) {
+    std::size_t newline = std::string::npos;
+    while (newline == std::string::npos) {
         pollfd p{fd.fd, POLLIN, 0};
         int ready = ::poll(&p, 1, remaining_ms(deadline));
         if (ready <= 0) {
@@ -92,12 +93,14 @@ Reply call(const std::filesystem::path& socket, const Request& request, std::chr
             }
             return failure(fmt::format("recv from '{}': {}", socket.string(), std::strerror(errno)));
         }
+        const std::size_t searched = in.size();
         in.append(buffer, static_cast<std::size_t>(n));
+        newline = in.find('\n', searched);  // only the new bytes: replies can be hundreds of MiB
         if (in.size() > kMaxReply) {
             return failure("reply larger than 512 MiB");
         }
     }
-    in.resize(in.find('\n'));
+    in.resize(newline);
     nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (document.is_discarded() || !document.is_object() || !document.contains("ok") ||
         !document["ok"].is_boolean()) {

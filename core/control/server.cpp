@@ -47,8 +47,9 @@ class Server::Session : public std::enable_shared_from_this<Session> {
         if (ec == asio::error::not_found) {
             // No newline within the size limit: answer once and hang up, the stream cannot be resynchronised.
             server_.bad_requests_.add();
-            write(encode_error("request longer than " + std::to_string(kMaxLineBytes) + " bytes"),
-                  /*close=*/true);
+            write(
+                encode_error("request longer than " + std::to_string(server_.max_request_bytes_) + " bytes"),
+                /*close=*/true);
             return;
         }
         if (ec) {

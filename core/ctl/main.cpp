@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
     }
     if (json) {
         std::cout << reply.result.dump(2) << "\n";
-        return kExitOk;
+        // A commit that left entries out is a failure whatever the output format.
+        return chosen == commit && reply.result.value("failed", 0) != 0 ? kExitFailure : kExitOk;
     }
     if (chosen == status) {
         print_status(reply.result);
@@ -199,7 +200,8 @@ int main(int argc, char** argv) {
             reply.result.value("applied", 0), reply.result.value("failed", 0), reply.result.value("ms", 0.0),
             reply.result.value("entries_per_s", 0.0));
         for (const auto& e : reply.result.value("errors", nlohmann::json::array())) {
-            std::cout << fmt::format("  entry {}: {}\n", e.value("index", 0), e.value("message", ""));
+            std::cout << fmt::format("  {}: {}\n", e.value("entry", std::string("?")),
+                                     e.value("message", ""));
         }
         return reply.result.value("failed", 0) == 0 ? kExitOk : kExitFailure;
     } else if (chosen == flush) {

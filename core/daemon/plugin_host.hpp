@@ -15,15 +15,40 @@
 
 namespace ctsync::core {
 
+// The category each plugin interface implements.
+template <class Interface>
+constexpr sdk::Category category_of();
+template <>
+constexpr sdk::Category category_of<sdk::Source>() {
+    return sdk::Category::kSource;
+}
+template <>
+constexpr sdk::Category category_of<sdk::ProtoHandler>() {
+    return sdk::Category::kProto;
+}
+template <>
+constexpr sdk::Category category_of<sdk::Filter>() {
+    return sdk::Category::kFilter;
+}
+template <>
+constexpr sdk::Category category_of<sdk::Transport>() {
+    return sdk::Category::kTransport;
+}
+template <>
+constexpr sdk::Category category_of<sdk::HaAdapter>() {
+    return sdk::Category::kHa;
+}
+
 struct PluginInstance {
     SlotEntry slot;
     std::unique_ptr<HostLogger> logger;
     std::unique_ptr<ScopedMetrics> metrics;
     std::shared_ptr<sdk::Plugin> object;  // keeps the library loaded
 
+    // The instance as `Interface`, or null when it implements another category.
     template <class Interface>
     Interface* as() const {
-        return object && object->category() == slot.loaded->descriptor->category
+        return object && object->category() == category_of<Interface>()
                    ? static_cast<Interface*>(object.get())
                    : nullptr;
     }

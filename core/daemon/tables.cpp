@@ -160,10 +160,22 @@ nlohmann::json Tables::commit(const nlohmann::json&) {
         "event=commit flows={} expectations={} applied={} failed={} ms={:.1f} entries_per_s={:.0f}", flows,
         ops.size() - flows, report.applied, report.failed, ms, rate));
     for (const auto& e : report.errors) {
-        log_.warn(
-            fmt::format("event=commit_refused index={} errno={} reason=\"{}\"", e.index, e.error, e.message));
+        std::string entry = e.index < ops.size()
+                                ? (ops[e.index].flow != nullptr ? to_line(*ops[e.index].flow)
+                                                                : to_line(*ops[e.index].expectation))
+                                : std::string("?");
+        log_.warn(fmt::format("event=commit_refused errno={} reason=\"{}\" entry=\"{}\"", e.error, e.message,
+                              entry));
     }
     nlohmann::json out = write_report_json(report);
+    // Name the refused entries: indexes into a hash map's order mean nothing to an operator.
+    for (auto& e : out["errors"]) {
+        const auto index = e["index"].get<std::size_t>();
+        if (index < ops.size()) {
+            e["entry"] =
+                ops[index].flow != nullptr ? to_line(*ops[index].flow) : to_line(*ops[index].expectation);
+        }
+    }
     out["flows"] = flows;
     out["expectations"] = ops.size() - flows;
     out["ms"] = ms;

@@ -338,7 +338,10 @@ int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
         ConntrackPtr ct = new_conntrack();
         ctsync::sdk::FlowState flow;
         if (!ct || nfct_nlmsg_parse(nlh, ct.get()) < 0 || !decode_flow(*ct, flow)) {
+            // An event we cannot read is an event lost: repair by a dump.
             malformed_.add();
+            sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+            request_dump();
             return MNL_CB_OK;
         }
         EventKind kind;
@@ -358,6 +361,8 @@ int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
         ctsync::sdk::Expectation expectation;
         if (!exp || nfexp_nlmsg_parse(nlh, exp.get()) < 0 || !decode_expectation(*exp, expectation)) {
             malformed_.add();
+            sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+            request_dump();
             return MNL_CB_OK;
         }
         expectation_events_.add();
@@ -376,6 +381,7 @@ void CtnetlinkSource::request_dump() noexcept {
         return;
     }
     ++generation_;
+    dump_malformed_ = false;
     dumps_.add();
     sink_->on_dump_begin(generation_);
     start_dump_phase(DumpPhase::kFlows);
@@ -383,6 +389,10 @@ void CtnetlinkSource::request_dump() noexcept {
 
 void CtnetlinkSource::start_dump_phase(DumpPhase phase) {
     dump_phase_ = phase;
+    if (!dump_) {
+        finish_dump(false, "no dump socket");
+        return;
+    }
     dump_seq_ = ++write_seq_;
     char request[kRequestBytes];
     const bool flows = phase == DumpPhase::kFlows;
@@ -432,6 +442,8 @@ void CtnetlinkSource::read_dump() {
         if (rc == MNL_CB_STOP) {
             if (dump_phase_ == DumpPhase::kFlows && options_.expectations) {
                 start_dump_phase(DumpPhase::kExpectations);
+            } else if (dump_malformed_) {
+                finish_dump(false, "the dump held entries that could not be read");
             } else {
                 finish_dump(true, {});
             }
@@ -447,20 +459,23 @@ void CtnetlinkSource::read_dump() {
 
 int CtnetlinkSource::on_dump_message(const nlmsghdr* nlh) noexcept {
     dump_entries_.add();
+    auto unreadable = [this] {
+        malformed_.add();
+        dump_malformed_ = true;  // this dump cannot sweep: an entry it could not read would be swept
+        return MNL_CB_OK;
+    };
     if (dump_phase_ == DumpPhase::kFlows) {
         ConntrackPtr ct = new_conntrack();
         ctsync::sdk::FlowState flow;
         if (!ct || nfct_nlmsg_parse(nlh, ct.get()) < 0 || !decode_flow(*ct, flow)) {
-            malformed_.add();
-            return MNL_CB_OK;
+            return unreadable();
         }
         sink_->on_flow(EventKind::kDump, flow);
     } else {
         ExpectPtr exp = new_expect();
         ctsync::sdk::Expectation expectation;
         if (!exp || nfexp_nlmsg_parse(nlh, exp.get()) < 0 || !decode_expectation(*exp, expectation)) {
-            malformed_.add();
-            return MNL_CB_OK;
+            return unreadable();
         }
         sink_->on_expectation(EventKind::kDump, expectation);
     }
@@ -488,11 +503,12 @@ void CtnetlinkSource::finish_dump(bool complete, const std::string& reason) {
     }
     std::string error;
     dump_ = NetlinkSocket::open(0, error);
-    if (!dump_) {
-        log_.error(fmt::format("event=dump_socket_failed reason=\"{}\"", error));
-        return;
+    if (dump_) {
+        dump_wait_ = std::make_unique<asio::posix::stream_descriptor>(context_.executor, dump_->fd());
+    } else {
+        dump_wait_.reset();
+        log_.error(fmt::format("event=dump_socket_failed reason=\"{}\" action=retry", error));
     }
-    dump_wait_ = std::make_unique<asio::posix::stream_descriptor>(context_.executor, dump_->fd());
     dump_pending_ = false;
     dump_retry_.expires_after(options_.dump_retry);
     dump_retry_.async_wait([this](const boost::system::error_code& ec) {

@@ -436,9 +436,6 @@ ExpectPtr encode_expectation(const ctsync::sdk::Expectation& e) {
 }
 
 void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& e) {
-    if (e.helper[0] != '\0') {
-        mnl_attr_put_strz(nlh, CTA_EXPECT_HELP_NAME, e.helper.data());
-    }
     mnl_attr_put_u32(nlh, CTA_EXPECT_CLASS, htonl(e.expect_class));
     if (e.nat.present) {
         // The kernel parses a complete tuple and keeps its source: the endpoint the NAT helper saved.

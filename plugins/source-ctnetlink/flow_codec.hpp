@@ -36,8 +36,8 @@ enum class Purpose { kCreate, kUpdate, kDelete };
 ConntrackPtr encode_flow(const ctsync::sdk::FlowState& flow, Purpose purpose);
 ExpectPtr encode_expectation(const ctsync::sdk::Expectation& expectation);
 
-// libnetfilter_conntrack's nfexp_nlmsg_build leaves out the helper name, class, NAT and expectation
-// function; this appends them to a message it built.
+// libnetfilter_conntrack 1.0.9's nfexp_nlmsg_build leaves out the class, NAT and expectation function;
+// this appends them to a message it built.
 void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& expectation);
 
 // The reply tuple a kernel entry without NAT would have.

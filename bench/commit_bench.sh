@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Commit benchmark (issue #3): how fast does a promoted backup write N NATed TCP entries into its kernel?
+# In one run, on the same N entries (ct-inject's), each into a fresh network namespace with one conntrack
+# event listener attached (as a backup always has):
+#   ceiling   — ct-inject: a minimal batched ctnetlink writer (bench/ct_inject.cpp)
+#   ctsync    — ctsyncd's commit of its external cache (source-ctnetlink's batched writer), after the table
+#               was read by ctsyncd on a "primary" namespace and imported (ctsyncctl dump --json / import)
+#   conntrackd— `conntrackd -c` on a backup whose external cache was filled by an FTFW resync from a
+#               conntrackd primary over a veth (Debian's conntrackd)
+# and the memory per cached entry: RSS growth of ctsyncd and of conntrackd while their internal caches fill.
+#
+# Usage: bench/commit_bench.sh [N...]   (default: 100000 200000; needs root and a build in build/)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="${CTSYNC_BUILD_DIR:-${ROOT}/build}/bin"
+SIZES=("$@")
+((${#SIZES[@]})) || SIZES=(100000 200000)
+PREFIX="ctsync-b$$-"
+WORK="$(mktemp -d /tmp/ctsync-bench-XXXXXX)"
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "${pid}" 2>/dev/null || true
+    done
+    PIDS=()
+    for ns in $(ip netns list | awk '{print $1}' | grep "^${PREFIX}" || true); do ip netns del "${ns}"; done
+}
+trap 'cleanup; rm -rf "${WORK}"' EXIT INT TERM
+
+ns_new() { ip netns add "${PREFIX}$1"; ip -n "${PREFIX}$1" link set lo up; }
+in_ns() { local ns="${PREFIX}$1"; shift; ip netns exec "${ns}" "$@"; }
+now_ms() { date +%s%3N; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# Waits (bounded) until a command's output equals a value.
+wait_for() {
+    local want="$1" limit="$2"; shift 2
+    for _ in $(seq "$((limit * 100))"); do
+        [[ "$("$@" 2>/dev/null)" == "${want}" ]] && return 0
+        sleep 0.01
+    done
+    echo "timed out waiting for '$*' to print ${want} (last: $("$@" 2>&1 | tail -1))" >&2
+    return 1
+}
+# Background processes are started with `ip netns exec` directly (it execs), so that $! is their own PID.
+listener() { ip netns exec "${PREFIX}$1" conntrack -E >/dev/null 2>&1 & PIDS+=("$!"); }
+ct_count() { in_ns "$1" conntrack -C; }
+ctsync_config() { # name node_id
+    cat >"${WORK}/$1.json" <<JSON
+{"node": {"id": $2}, "daemon": {"lock_file": "${WORK}/$1.lock", "control_socket": "${WORK}/$1.sock",
+ "log": {"level": "warn", "file": "${WORK}/$1.log"}},
+ "source": {"plugin": "source-ctnetlink", "config": {"expectations": false, "resync_interval_s": 0,
+            "event_buffer_max_bytes": 268435456}}}
+JSON
+}
+ctsync_flows() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" --timeout 120000 status --json | sed -n 's/.*"internal_flows": \([0-9]*\).*/\1/p'; }
+conntrackd_config() { # name local_ip peer_ip dev
+    cat >"${WORK}/$1.conf" <<CONF
+Sync {
+    Mode FTFW {
+    }
+    UDP {
+        IPv4_address $2
+        IPv4_Destination_Address $3
+        Port 3780
+        Interface $4
+        SndSocketBuffer 24985600
+        RcvSocketBuffer 24985600
+        Checksum on
+    }
+}
+General {
+    HashSize 262144
+    HashLimit 1048576
+    LogFile ${WORK}/$1.log
+    Syslog off
+    LockFile ${WORK}/$1.lock
+    UNIX {
+        Path ${WORK}/$1.sock
+    }
+    NetlinkBufferSize 2097152
+    NetlinkBufferSizeMaxGrowth 268435456
+    NetlinkOverrunResync on
+}
+CONF
+}
+cd_external() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache external:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
+cd_internal() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache internal:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
+
+echo "# ctsync commit benchmark"
+echo "command: bench/commit_bench.sh ${SIZES[*]}"
+echo "machine: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {print $2/1048576 " GiB"}' /proc/meminfo)"
+echo "conntrackd: $(conntrackd -v 2>&1 | head -1)"
+echo
+echo "| entries | ceiling (entries/s) | ctsync commit (entries/s) | ctsync / ceiling | conntrackd -c (entries/s) | ctsync / conntrackd | ctsync B/entry (RSS) | conntrackd B/entry (RSS) |"
+echo "|---|---|---|---|---|---|---|---|"
+
+for N in "${SIZES[@]}"; do
+    # 1. Kernel ceiling: ct-inject into a fresh namespace with a listener.
+    ns_new ceil; listener ceil; sleep 0.2
+    ceiling=$(in_ns ceil "${BIN}/ct-inject" --count "${N}" --nat | sed -n 's/.*= \([0-9]*\) entries\/s.*/\1/p')
+    cleanup
+
+    # 2. ctsync: primary reads N entries (RSS growth measured), backup imports and commits.
+    ns_new pri; ns_new bak
+    ctsync_config pri 1; ctsync_config bak 2
+    ip netns exec "${PREFIX}pri" "${BIN}/ctsyncd" -C "${WORK}/pri.json" & PIDS+=("$!"); pri_pid=$!
+    ip netns exec "${PREFIX}bak" "${BIN}/ctsyncd" -C "${WORK}/bak.json" & PIDS+=("$!")
+    wait_for 0 10 ctsync_flows pri
+    rss0=$(rss_kb "${pri_pid}")
+    in_ns pri "${BIN}/ct-inject" --count "${N}" --nat >/dev/null
+    echo "  [${N}] ctsync: primary reading the table" >&2
+    wait_for "${N}" 120 ctsync_flows pri
+    rss1=$(rss_kb "${pri_pid}")
+    ctsync_bytes=$(( (rss1 - rss0) * 1024 / N ))
+    "${BIN}/ctsyncctl" -C "${WORK}/pri.json" --timeout 300000 dump --json >"${WORK}/flows.json"
+    "${BIN}/ctsyncctl" -C "${WORK}/bak.json" --timeout 300000 import "${WORK}/flows.json" >/dev/null
+    t0=$(now_ms)
+    commit=$("${BIN}/ctsyncctl" -C "${WORK}/bak.json" --timeout 300000 commit --json)
+    t1=$(now_ms)
+    [[ "$(ct_count bak)" == "${N}" ]] || { echo "ctsync commit left $(ct_count bak) of ${N} entries" >&2; exit 1; }
+    ctsync_rate=$(echo "${commit}" | sed -n 's/.*"entries_per_s": \([0-9.]*\).*/\1/p' | cut -d. -f1)
+    ctsync_wall=$(( N * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+    cleanup
+
+    # 3. conntrackd: primary with N entries, backup resyncs over a veth, then `conntrackd -c`.
+    ns_new cp; ns_new cb
+    ip link add cd-p netns "${PREFIX}cp" type veth peer cd-b netns "${PREFIX}cb"
+    in_ns cp ip addr add 203.0.113.1/24 dev cd-p; in_ns cp ip link set cd-p up
+    in_ns cb ip addr add 203.0.113.2/24 dev cd-b; in_ns cb ip link set cd-b up
+    conntrackd_config cp 203.0.113.1 203.0.113.2 cd-p
+    conntrackd_config cb 203.0.113.2 203.0.113.1 cd-b
+    ip netns exec "${PREFIX}cp" conntrackd -C "${WORK}/cp.conf" & PIDS+=("$!"); cp_pid=$!
+    ip netns exec "${PREFIX}cb" conntrackd -C "${WORK}/cb.conf" & PIDS+=("$!")
+    wait_for 0 10 cd_internal cp
+    rss0=$(rss_kb "${cp_pid}")
+    in_ns cp "${BIN}/ct-inject" --count "${N}" --nat >/dev/null
+    echo "  [${N}] conntrackd: primary reading the table" >&2
+    wait_for "${N}" 120 cd_internal cp
+    rss1=$(rss_kb "${cp_pid}")
+    cd_bytes=$(( (rss1 - rss0) * 1024 / N ))
+    in_ns cb conntrackd -C "${WORK}/cb.conf" -n >/dev/null   # ask the primary for a full resync
+    echo "  [${N}] conntrackd: resync to the backup" >&2
+    wait_for "${N}" 120 cd_external cb
+    t0=$(now_ms)
+    in_ns cb conntrackd -C "${WORK}/cb.conf" -c >/dev/null
+    wait_for "${N}" 120 ct_count cb
+    t1=$(now_ms)
+    cd_rate=$(( N * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+    cleanup
+
+    # Ratios from ctsync's wall time (client round trip included, as conntrackd -c's is).
+    ratio_ceiling=$(awk -v a="${ctsync_wall}" -v b="${ceiling}" 'BEGIN {printf "%.0f %%", 100 * a / b}')
+    ratio_cd=$(awk -v a="${ctsync_wall}" -v b="${cd_rate}" 'BEGIN {printf "%.2f x", a / b}')
+    echo "| ${N} | ${ceiling} | ${ctsync_wall} (write ${ctsync_rate}) | ${ratio_ceiling} | ${cd_rate} | ${ratio_cd} | ${ctsync_bytes} | ${cd_bytes} |"
+done
+echo
+echo "ctsync commit: wall time of \`ctsyncctl commit\` (request to reply; the ratios use it); write: the daemon's"
+echo "own timing of the kernel writes. conntrackd -c: wall time from \`conntrackd -c\` until the backup's kernel"
+echo "holds all N entries (polled every 10 ms)."
+echo "B/entry: RSS growth of the daemon whose internal cache filled with N entries, divided by N."
