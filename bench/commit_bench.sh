@@ -48,12 +48,12 @@ wait_for() {
 # Background processes are started with `ip netns exec` directly (it execs), so that $! is their own PID.
 listener() { ip netns exec "${PREFIX}$1" conntrack -E >/dev/null 2>&1 & PIDS+=("$!"); }
 ct_count() { in_ns "$1" conntrack -C; }
-ctsync_config() { # name node_id
+ctsync_config() { # name node_id [write_threads]
     cat >"${WORK}/$1.json" <<JSON
 {"node": {"id": $2}, "daemon": {"lock_file": "${WORK}/$1.lock", "control_socket": "${WORK}/$1.sock",
  "log": {"level": "warn", "file": "${WORK}/$1.log"}},
  "source": {"plugin": "source-ctnetlink", "config": {"expectations": false, "resync_interval_s": 0,
-            "event_buffer_max_bytes": 268435456}}}
+            "event_buffer_max_bytes": 268435456, "write_threads": ${3:-2}}}}
 JSON
 }
 ctsync_flows() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" --timeout 120000 status --json | sed -n 's/.*"internal_flows": \([0-9]*\).*/\1/p'; }
@@ -95,18 +95,22 @@ echo "command: bench/commit_bench.sh ${SIZES[*]}"
 echo "machine: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {print $2/1048576 " GiB"}' /proc/meminfo)"
 echo "conntrackd: $(conntrackd -v 2>&1 | head -1)"
 echo
-echo "| entries | ceiling (entries/s) | ctsync commit (entries/s) | ctsync / ceiling | conntrackd -c (entries/s) | ctsync / conntrackd | ctsync B/entry (RSS) | conntrackd B/entry (RSS) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| entries | ceiling (entries/s) | ctsync, 1 writer | ctsync, 2 writers (default) | ctsync / ceiling (1 / 2 writers) | conntrackd -c | ctsync / conntrackd (1 / 2 writers) | ctsync B/entry (RSS) | conntrackd B/entry (RSS) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 
 for N in "${SIZES[@]}"; do
-    # 1. Kernel ceiling: ct-inject into a fresh namespace with a listener.
+    # 1. Kernel ceiling: ct-inject into a fresh namespace with a listener, while another namespace holds the
+    #    primary's N entries (the conntrack hash table is global: every scenario below has them too).
+    ns_new cpri; in_ns cpri "${BIN}/ct-inject" --count "${N}" --nat >/dev/null
     ns_new ceil; listener ceil; sleep 0.2
     ceiling=$(in_ns ceil "${BIN}/ct-inject" --count "${N}" --nat | sed -n 's/.*= \([0-9]*\) entries\/s.*/\1/p')
     cleanup
 
-    # 2. ctsync: primary reads N entries (RSS growth measured), backup imports and commits.
+    # 2. ctsync: primary reads N entries (RSS growth measured), backup imports and commits; with one writer
+    #    thread and with the default two.
+    for threads in 1 2; do
     ns_new pri; ns_new bak
-    ctsync_config pri 1; ctsync_config bak 2
+    ctsync_config pri 1; ctsync_config bak 2 "${threads}"
     ip netns exec "${PREFIX}pri" "${BIN}/ctsyncd" -C "${WORK}/pri.json" & PIDS+=("$!"); pri_pid=$!
     ip netns exec "${PREFIX}bak" "${BIN}/ctsyncd" -C "${WORK}/bak.json" & PIDS+=("$!")
     wait_for 0 10 ctsync_flows pri
@@ -124,7 +128,9 @@ for N in "${SIZES[@]}"; do
     [[ "$(ct_count bak)" == "${N}" ]] || { echo "ctsync commit left $(ct_count bak) of ${N} entries" >&2; exit 1; }
     ctsync_rate=$(echo "${commit}" | sed -n 's/.*"entries_per_s": \([0-9.]*\).*/\1/p' | cut -d. -f1)
     ctsync_wall=$(( N * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+    [[ ${threads} == 1 ]] && ctsync_wall_1=${ctsync_wall}
     cleanup
+    done
 
     # 3. conntrackd: primary with N entries, backup resyncs over a veth, then `conntrackd -c`.
     ns_new cp; ns_new cb
@@ -153,12 +159,12 @@ for N in "${SIZES[@]}"; do
     cleanup
 
     # Ratios from ctsync's wall time (client round trip included, as conntrackd -c's is).
-    ratio_ceiling=$(awk -v a="${ctsync_wall}" -v b="${ceiling}" 'BEGIN {printf "%.0f %%", 100 * a / b}')
-    ratio_cd=$(awk -v a="${ctsync_wall}" -v b="${cd_rate}" 'BEGIN {printf "%.2f x", a / b}')
-    echo "| ${N} | ${ceiling} | ${ctsync_wall} (write ${ctsync_rate}) | ${ratio_ceiling} | ${cd_rate} | ${ratio_cd} | ${ctsync_bytes} | ${cd_bytes} |"
+    pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f %%", 100 * a / b}'; }
+    times() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f x", a / b}'; }
+    echo "| ${N} | ${ceiling} | ${ctsync_wall_1} | ${ctsync_wall} | $(pct "${ctsync_wall_1}" "${ceiling}") / $(pct "${ctsync_wall}" "${ceiling}") | ${cd_rate} | $(times "${ctsync_wall_1}" "${cd_rate}") / $(times "${ctsync_wall}" "${cd_rate}") | ${ctsync_bytes} | ${cd_bytes} |"
 done
 echo
-echo "ctsync commit: wall time of \`ctsyncctl commit\` (request to reply; the ratios use it); write: the daemon's"
-echo "own timing of the kernel writes. conntrackd -c: wall time from \`conntrackd -c\` until the backup's kernel"
-echo "holds all N entries (polled every 10 ms)."
+echo "All rates in entries/s. ceiling: bench/ct_inject.cpp, one batched writer. ctsync: wall time of"
+echo "\`ctsyncctl commit\` (request to reply), source-ctnetlink with write_threads 1 or 2. conntrackd -c: wall time"
+echo "from \`conntrackd -c\` until the backup's kernel holds all N entries (polled every 10 ms)."
 echo "B/entry: RSS growth of the daemon whose internal cache filled with N entries, divided by N."

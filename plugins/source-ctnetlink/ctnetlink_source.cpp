@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "flow_codec.hpp"
 
@@ -32,7 +33,8 @@ constexpr std::size_t kReceiveBufferBytes = 64 * 1024;  // larger than any netli
 constexpr std::size_t kMaxMessageBytes = 2048;          // room kept free for one more message in a batch
 constexpr int kReadsPerWakeup = 64;
 constexpr std::size_t kMaxReportedErrors = 16;
-constexpr std::size_t kRequestBytes = 512;  // a dump or flush request: header only
+constexpr std::size_t kRequestBytes = 512;             // a dump or flush request: header only
+constexpr std::size_t kParallelWriteThreshold = 4096;  // fewer flows are not worth a thread
 
 static_assert(sizeof(ctsync::sdk::BpfInstruction) == sizeof(sock_filter));
 
@@ -518,161 +520,252 @@ void CtnetlinkSource::finish_dump(bool complete, const std::string& reason) {
     });
 }
 
+namespace {
+
+// The outcome of sending one list of writes on one socket. Filled by one thread; merged afterwards.
+struct PassResult {
+    std::vector<ctsync::sdk::WriteError> errors;
+    std::uint64_t failed = 0;
+    std::uint64_t batches = 0;
+    std::vector<std::pair<std::size_t, Purpose>> retry;  // creates that met an existing entry
+    bool socket_broken = false;
+};
+
+// Sends `pass` (op index, purpose) in batches on `socket`; the last message of each batch asks for an
+// acknowledgement, so that every error before it has arrived when it does. Thread-safe as long as each
+// caller has its own socket and buffers.
+void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
+               std::span<const std::pair<std::size_t, Purpose>> pass, NetlinkSocket& socket,
+               std::size_t batch_bytes, std::vector<char>& out_buffer, std::vector<char>& in_buffer,
+               std::uint32_t& seq, PassResult& result) {
+    auto fail = [&](std::size_t index, int error, const std::string& what) {
+        ++result.failed;
+        if (result.errors.size() < kMaxReportedErrors) {
+            result.errors.push_back({index, error, what});
+        }
+    };
+    std::size_t pos = 0;
+    while (pos < pass.size()) {
+        if (result.socket_broken) {
+            for (; pos < pass.size(); ++pos) {
+                fail(pass[pos].first, EIO, "no writer socket");
+            }
+            break;
+        }
+        char* buffer = out_buffer.data();
+        std::size_t used = 0;
+        const std::uint32_t first_seq = seq + 1;
+        std::vector<std::size_t> in_batch;  // pass positions, by seq - first_seq; SIZE_MAX: not sent
+        nlmsghdr* last = nullptr;
+        while (pos < pass.size() && batch_bytes - used >= kMaxMessageBytes) {
+            const auto [index, purpose] = pass[pos];
+            const auto& op = ops[index];
+            ++pos;
+            const std::uint32_t this_seq = ++seq;
+            nlmsghdr* nlh = nullptr;
+            if (op.flow != nullptr) {
+                ConntrackPtr ct = encode_flow(*op.flow, purpose);
+                if (!ct) {
+                    fail(index, ENOMEM, "cannot allocate a conntrack object");
+                    in_batch.push_back(SIZE_MAX);
+                    continue;
+                }
+                std::uint16_t flags = NLM_F_REQUEST;
+                if (purpose == Purpose::kCreate) {
+                    flags |= NLM_F_CREATE | NLM_F_EXCL;
+                }
+                nlh = put_request(
+                    buffer + used,
+                    message_type(NFNL_SUBSYS_CTNETLINK,
+                                 purpose == Purpose::kDelete ? IPCTNL_MSG_CT_DELETE : IPCTNL_MSG_CT_NEW),
+                    flags, this_seq, family_of(op));
+                nfct_nlmsg_build(nlh, ct.get());
+            } else {
+                ExpectPtr exp = encode_expectation(*op.expectation);
+                if (!exp) {
+                    fail(index, ENOMEM, "cannot allocate an expectation object");
+                    in_batch.push_back(SIZE_MAX);
+                    continue;
+                }
+                const bool del = purpose == Purpose::kDelete;
+                nlh = put_request(
+                    buffer + used,
+                    message_type(NFNL_SUBSYS_CTNETLINK_EXP, del ? IPCTNL_MSG_EXP_DELETE : IPCTNL_MSG_EXP_NEW),
+                    del ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, this_seq, family_of(op));
+                nfexp_nlmsg_build(nlh, exp.get());
+                if (!del) {
+                    append_expectation_attributes(nlh, *op.expectation);
+                }
+            }
+            used += NLMSG_ALIGN(nlh->nlmsg_len);
+            last = nlh;
+            in_batch.push_back(pos - 1);
+        }
+        if (last == nullptr) {
+            continue;
+        }
+        last->nlmsg_flags |= NLM_F_ACK;
+        const std::uint32_t last_seq = last->nlmsg_seq;
+        ++result.batches;
+        std::vector<bool> answered(in_batch.size(), false);
+        auto fail_unanswered = [&](int error, const std::string& why) {
+            for (std::size_t k = 0; k < in_batch.size(); ++k) {
+                if (in_batch[k] != SIZE_MAX && !answered[k]) {
+                    fail(pass[in_batch[k]].first, error, why);
+                }
+            }
+        };
+        if (mnl_socket_sendto(socket.get(), buffer, used) < 0) {
+            fail_unanswered(errno, fmt::format("sendmsg: {}", std::strerror(errno)));
+            continue;
+        }
+        bool done = false;
+        while (!done) {
+            ssize_t n = mnl_socket_recvfrom(socket.get(), in_buffer.data(), in_buffer.size());
+            if (n < 0) {
+                const int err = errno;
+                fail_unanswered(err, fmt::format("no answer from the kernel: {}", std::strerror(err)));
+                result.socket_broken = true;  // a late answer would be mistaken for the next batch's
+                break;
+            }
+            int remaining = static_cast<int>(n);
+            for (auto* nlh = reinterpret_cast<const nlmsghdr*>(in_buffer.data());
+                 mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
+                if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < first_seq ||
+                    nlh->nlmsg_seq > last_seq) {
+                    continue;
+                }
+                const std::size_t k = nlh->nlmsg_seq - first_seq;
+                const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+                if (k < answered.size()) {
+                    answered[k] = true;
+                }
+                if (err->error != 0 && k < in_batch.size() && in_batch[k] != SIZE_MAX) {
+                    const int code = -err->error;
+                    const auto [index, purpose] = pass[in_batch[k]];
+                    const bool is_flow = ops[index].flow != nullptr;
+                    if (code == EEXIST && is_flow && purpose == Purpose::kCreate) {
+                        result.retry.emplace_back(index, Purpose::kUpdate);
+                    } else if ((code == ENOENT && purpose == Purpose::kDelete) ||
+                               (code == EEXIST && !is_flow)) {
+                        // Already gone / already expected: the table is as asked.
+                    } else {
+                        fail(index, code,
+                             fmt::format("{} {}: {}", purpose == Purpose::kDelete ? "delete" : "create",
+                                         is_flow ? "flow" : "expectation", std::strerror(code)));
+                    }
+                }
+                if (nlh->nlmsg_seq == last_seq) {
+                    done = true;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
 ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::WriteOp> ops) noexcept {
     ctsync::sdk::WriteReport report;
     try {
-        if (!writer_) {
-            std::string error;
-            if (!open_writer(error)) {
-                report.failed = ops.size();
-                report.errors.push_back({0, EIO, error});
-                writes_failed_.add(ops.size());
-                return report;
-            }
+        std::string error;
+        if (!writer_ && !open_writer(error)) {
+            report.failed = ops.size();
+            report.errors.push_back({0, EIO, error});
+            writes_failed_.add(ops.size());
+            return report;
         }
-        auto fail = [&](std::size_t index, int error, const std::string& what) {
-            ++report.failed;
-            if (report.errors.size() < kMaxReportedErrors) {
-                report.errors.push_back({index, error, what});
+        auto merge = [&](PassResult& r) {
+            report.failed += r.failed;
+            for (auto& e : r.errors) {
+                if (report.errors.size() < kMaxReportedErrors) {
+                    report.errors.push_back(std::move(e));
+                }
+            }
+            write_batches_.add(r.batches);
+            if (r.socket_broken) {
+                writer_.reset();
+                open_writer_or_log();
             }
         };
-        // One pass sends creates (and deletes); a second turns the creates that met an existing entry into
-        // updates, which may not carry NAT or helper (ctnetlink refuses to change those on a live entry).
-        std::vector<std::pair<std::size_t, Purpose>> pass;
-        pass.reserve(ops.size());
+        // Flows (creates and deletes) may go in parallel: they do not depend on each other. Expectations go
+        // after every flow (their masters must exist), then the updates for creates that met an entry.
+        std::vector<std::pair<std::size_t, Purpose>> flows;
+        std::vector<std::pair<std::size_t, Purpose>> expectations;
         for (std::size_t i = 0; i < ops.size(); ++i) {
             if ((ops[i].flow == nullptr) == (ops[i].expectation == nullptr)) {
-                fail(i, EINVAL, "write op must carry exactly one of flow or expectation");
+                ++report.failed;
+                report.errors.push_back(
+                    {i, EINVAL, "write op must carry exactly one of flow or expectation"});
                 continue;
             }
-            pass.emplace_back(
-                i, ops[i].kind == ctsync::sdk::WriteOp::Kind::kDelete ? Purpose::kDelete : Purpose::kCreate);
+            const Purpose purpose =
+                ops[i].kind == ctsync::sdk::WriteOp::Kind::kDelete ? Purpose::kDelete : Purpose::kCreate;
+            (ops[i].flow != nullptr ? flows : expectations).emplace_back(i, purpose);
         }
-        for (int round = 0; round < 2 && !pass.empty(); ++round) {
-            std::vector<std::pair<std::size_t, Purpose>> retry;
-            std::size_t pos = 0;
-            while (pos < pass.size()) {
-                if (!writer_) {
-                    for (; pos < pass.size(); ++pos) {
-                        fail(pass[pos].first, EIO, "no writer socket");
-                    }
-                    break;
-                }
-                char* buffer = write_buffer_.data();
-                std::size_t used = 0;
-                const std::uint32_t first_seq = write_seq_ + 1;
-                std::vector<std::size_t> in_batch;  // pass positions, by seq - first_seq
-                nlmsghdr* last = nullptr;
-                while (pos < pass.size() && options_.write_batch_bytes - used >= kMaxMessageBytes) {
-                    const auto [index, purpose] = pass[pos];
-                    const auto& op = ops[index];
-                    ++pos;
-                    const std::uint32_t seq = ++write_seq_;
-                    nlmsghdr* nlh = nullptr;
-                    if (op.flow != nullptr) {
-                        ConntrackPtr ct = encode_flow(*op.flow, purpose);
-                        if (!ct) {
-                            fail(index, ENOMEM, "cannot allocate a conntrack object");
-                            in_batch.push_back(SIZE_MAX);
-                            continue;
-                        }
-                        std::uint16_t flags = NLM_F_REQUEST;
-                        if (purpose == Purpose::kCreate) {
-                            flags |= NLM_F_CREATE | NLM_F_EXCL;
-                        }
-                        nlh = put_request(buffer + used,
-                                          message_type(NFNL_SUBSYS_CTNETLINK, purpose == Purpose::kDelete
-                                                                                  ? IPCTNL_MSG_CT_DELETE
-                                                                                  : IPCTNL_MSG_CT_NEW),
-                                          flags, seq, family_of(op));
-                        nfct_nlmsg_build(nlh, ct.get());
-                    } else {
-                        ExpectPtr exp = encode_expectation(*op.expectation);
-                        if (!exp) {
-                            fail(index, ENOMEM, "cannot allocate an expectation object");
-                            in_batch.push_back(SIZE_MAX);
-                            continue;
-                        }
-                        bool del = purpose == Purpose::kDelete;
-                        nlh = put_request(buffer + used,
-                                          message_type(NFNL_SUBSYS_CTNETLINK_EXP,
-                                                       del ? IPCTNL_MSG_EXP_DELETE : IPCTNL_MSG_EXP_NEW),
-                                          del ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL,
-                                          seq, family_of(op));
-                        nfexp_nlmsg_build(nlh, exp.get());
-                        if (!del) {
-                            append_expectation_attributes(nlh, *op.expectation);
-                        }
-                    }
-                    used += NLMSG_ALIGN(nlh->nlmsg_len);
-                    last = nlh;
-                    in_batch.push_back(pos - 1);
-                }
-                if (last == nullptr) {
-                    continue;
-                }
-                // Only the last message asks for an acknowledgement: errors of the others arrive before it.
-                last->nlmsg_flags |= NLM_F_ACK;
-                const std::uint32_t last_seq = last->nlmsg_seq;
-                write_batches_.add();
-                std::vector<bool> answered(in_batch.size(), false);
-                auto fail_unanswered = [&](int error, const std::string& why) {
-                    for (std::size_t k = 0; k < in_batch.size(); ++k) {
-                        if (in_batch[k] != SIZE_MAX && !answered[k]) {
-                            fail(pass[in_batch[k]].first, error, why);
-                        }
-                    }
-                };
-                if (mnl_socket_sendto(writer_->get(), buffer, used) < 0) {
-                    fail_unanswered(errno, fmt::format("sendmsg: {}", std::strerror(errno)));
-                    continue;
-                }
-                bool done = false;
-                while (!done) {
-                    ssize_t n = mnl_socket_recvfrom(writer_->get(), buffer_.data(), buffer_.size());
-                    if (n < 0) {
-                        int err = errno;
-                        fail_unanswered(err,
-                                        fmt::format("no answer from the kernel: {}", std::strerror(err)));
-                        writer_.reset();  // a late answer would be mistaken for the next batch's
-                        open_writer_or_log();
-                        break;
-                    }
-                    int remaining = static_cast<int>(n);
-                    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer_.data());
-                         mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
-                        if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < first_seq ||
-                            nlh->nlmsg_seq > last_seq) {
-                            continue;
-                        }
-                        const std::size_t k = nlh->nlmsg_seq - first_seq;
-                        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-                        if (k < answered.size()) {
-                            answered[k] = true;
-                        }
-                        if (err->error != 0 && k < in_batch.size() && in_batch[k] != SIZE_MAX) {
-                            const int code = -err->error;
-                            const auto [index, purpose] = pass[in_batch[k]];
-                            const bool is_flow = ops[index].flow != nullptr;
-                            if (code == EEXIST && is_flow && purpose == Purpose::kCreate) {
-                                retry.emplace_back(index, Purpose::kUpdate);
-                            } else if ((code == ENOENT && purpose == Purpose::kDelete) ||
-                                       (code == EEXIST && !is_flow)) {
-                                // Already gone / already expected: the table is as asked.
-                            } else {
-                                fail(index, code,
-                                     fmt::format("{} {}: {}",
-                                                 purpose == Purpose::kDelete ? "delete" : "create",
-                                                 is_flow ? "flow" : "expectation", std::strerror(code)));
+        std::vector<std::pair<std::size_t, Purpose>> retry;
+        const std::size_t threads =
+            flows.size() >= kParallelWriteThreshold ? std::min(options_.write_threads, flows.size()) : 1;
+        if (threads <= 1) {
+            PassResult r;
+            send_pass(ops, flows, *writer_, options_.write_batch_bytes, write_buffer_, buffer_, write_seq_,
+                      r);
+            retry.insert(retry.end(), r.retry.begin(), r.retry.end());
+            merge(r);
+        } else {
+            // The kernel inserts in the sender's context, with per-bucket locks: one socket per thread
+            // spreads the inserts over the cores. Each thread has its own socket and buffers.
+            std::vector<PassResult> results(threads);
+            std::vector<std::thread> workers;
+            const std::size_t chunk = (flows.size() + threads - 1) / threads;
+            for (std::size_t t = 0; t < threads; ++t) {
+                const std::size_t from = std::min(flows.size(), t * chunk);
+                const std::size_t to = std::min(flows.size(), from + chunk);
+                workers.emplace_back([&, t, from, to] {
+                    std::string socket_error;
+                    auto socket = NetlinkSocket::open(0, socket_error);
+                    auto& r = results[t];
+                    std::span<const std::pair<std::size_t, Purpose>> part(flows.data() + from, to - from);
+                    if (!socket) {
+                        for (const auto& [index, purpose] : part) {
+                            ++r.failed;
+                            if (r.errors.size() < kMaxReportedErrors) {
+                                r.errors.push_back({index, EIO, socket_error});
                             }
                         }
-                        if (nlh->nlmsg_seq == last_seq) {
-                            done = true;
-                        }
+                        return;
                     }
-                }
+                    int one = 1;
+                    setsockopt(socket->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+                    socket->set_receive_buffer(4u << 20);
+                    timeval timeout{5, 0};
+                    setsockopt(socket->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+                    std::vector<char> out(options_.write_batch_bytes + kMaxMessageBytes);
+                    std::vector<char> in(kReceiveBufferBytes);
+                    std::uint32_t seq = 0;
+                    send_pass(ops, part, *socket, options_.write_batch_bytes, out, in, seq, r);
+                    r.socket_broken = false;  // a private socket: nothing to reopen
+                });
             }
-            pass = std::move(retry);
+            for (auto& w : workers) {
+                w.join();
+            }
+            for (auto& r : results) {
+                retry.insert(retry.end(), r.retry.begin(), r.retry.end());
+                merge(r);
+            }
+        }
+        for (auto* pass : {&expectations, &retry}) {
+            if (pass->empty() || !writer_) {
+                continue;
+            }
+            PassResult r;
+            send_pass(ops, *pass, *writer_, options_.write_batch_bytes, write_buffer_, buffer_, write_seq_,
+                      r);
+            if (pass == &expectations) {
+                retry.insert(retry.end(), r.retry.begin(), r.retry.end());
+            }
+            merge(r);
         }
         report.applied = ops.size() - report.failed;
         writes_applied_.add(report.applied);

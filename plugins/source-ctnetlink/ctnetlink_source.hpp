@@ -24,6 +24,9 @@ struct SourceOptions {
     bool reliable_events = false;
     bool expectations = true;
     std::size_t write_batch_bytes = 128u << 10;
+    // Flow writes of one call are spread over this many sockets, one thread each, for the duration of the
+    // call (the kernel inserts in the sender's context); 1 writes on the event loop's thread only.
+    std::size_t write_threads = 2;
     std::chrono::milliseconds dump_retry{1000};
     // nf_conntrack_events must be 1: in the kernel's default mode (2) entries created while nobody listened
     // never emit events. "set" writes 1 (logged), "check" refuses to start, "ignore" only warns.

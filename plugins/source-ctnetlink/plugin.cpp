@@ -48,6 +48,13 @@ const ConfigKey kKeys[] = {
          "Full dump with mark and sweep every so often (0: never); repairs entries that emit no events.",
      .min = 0,
      .max = 86400},
+    {.name = "write_threads",
+     .type = KeyType::kInteger,
+     .default_json = "2",
+     .description = "Threads (one netlink socket each) that share a large write such as a commit; the kernel "
+                    "inserts in the sender's context, so this uses more cores.",
+     .min = 1,
+     .max = 16},
     {.name = "dump_retry_ms",
      .type = KeyType::kInteger,
      .default_json = "1000",
@@ -70,6 +77,7 @@ std::unique_ptr<Plugin> create(const PluginContext& context, const PluginConfig&
     options.expectations = config.get_bool("expectations");
     options.write_batch_bytes = static_cast<std::size_t>(config.get_int("write_batch_bytes"));
     options.dump_retry = std::chrono::milliseconds(config.get_int("dump_retry_ms"));
+    options.write_threads = static_cast<std::size_t>(config.get_int("write_threads"));
     options.events_sysctl = config.get_string("events_sysctl");
     options.resync_interval = std::chrono::seconds(config.get_int("resync_interval_s"));
     return std::make_unique<ctnetlink::CtnetlinkSource>(context, options);
