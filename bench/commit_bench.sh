@@ -29,7 +29,7 @@ cleanup() {
     PIDS=()
     for ns in $(ip netns list | awk '{print $1}' | grep "^${PREFIX}" || true); do ip netns del "${ns}"; done
 }
-trap 'cleanup; rm -rf "${WORK}"' EXIT INT TERM
+trap 'cleanup; [[ -n "${CTSYNC_BENCH_KEEP:-}" ]] && echo "kept ${WORK}" >&2 || rm -rf "${WORK}"' EXIT INT TERM
 
 ns_new() { ip netns add "${PREFIX}$1"; ip -n "${PREFIX}$1" link set lo up; }
 in_ns() { local ns="${PREFIX}$1"; shift; ip netns exec "${ns}" "$@"; }
@@ -43,6 +43,9 @@ wait_for() {
         sleep 0.01
     done
     echo "timed out waiting for '$*' to print ${want} (last: $("$@" 2>&1 | tail -1))" >&2
+    for sock in "${WORK}"/*.sock; do  # what the daemons say, for the post-mortem
+        [[ -S ${sock} ]] && "${BIN}/ctsyncctl" -S "${sock}" stats >"${sock%.sock}.stats" 2>&1 || true
+    done
     return 1
 }
 # Background processes are started with `ip netns exec` directly (it execs), so that $! is their own PID.

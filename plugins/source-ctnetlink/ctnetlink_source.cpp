@@ -290,6 +290,12 @@ void CtnetlinkSource::read_events() {
         ssize_t n = ::recv(events_->fd(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // The queue is empty: the kernel has cleared the socket's congestion and reports any further
+                // loss again, so a dump started now covers everything lost so far.
+                if (resync_after_drain_ && dump_phase_ == DumpPhase::kIdle) {
+                    resync_after_drain_ = false;
+                    request_dump();
+                }
                 wait_events();
                 return;
             }
@@ -327,10 +333,14 @@ void CtnetlinkSource::handle_overrun() {
         event_buffer_bytes_ = events_->set_receive_buffer(event_buffer_requested_);
         receive_buffer_.set(static_cast<std::int64_t>(event_buffer_bytes_));
     }
-    log_.warn(fmt::format("event=event_overrun action=resync event_buffer_bytes={} previous={} max={}",
-                          event_buffer_bytes_, before, options_.event_buffer_max_bytes));
+    log_.warn(
+        fmt::format("event=event_overrun action=resync_after_drain event_buffer_bytes={} previous={} max={}",
+                    event_buffer_bytes_, before, options_.event_buffer_max_bytes));
     sink_->on_loss(ctsync::sdk::LossReason::kOverrun, 1);
-    request_dump();
+    // ENOBUFS is reported once: the kernel then marks the socket congested and drops further events
+    // silently until the receive queue has been emptied (NETLINK_S_CONGESTED). A dump started right now could
+    // pass a bucket before such a silently lost entry is inserted there; so drain first, then dump.
+    resync_after_drain_ = true;
 }
 
 int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
@@ -343,7 +353,7 @@ int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
             // An event we cannot read is an event lost: repair by a dump.
             malformed_.add();
             sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
-            request_dump();
+            resync_after_drain_ = true;
             return MNL_CB_OK;
         }
         EventKind kind;
@@ -364,7 +374,7 @@ int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
         if (!exp || nfexp_nlmsg_parse(nlh, exp.get()) < 0 || !decode_expectation(*exp, expectation)) {
             malformed_.add();
             sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
-            request_dump();
+            resync_after_drain_ = true;
             return MNL_CB_OK;
         }
         expectation_events_.add();
@@ -491,6 +501,12 @@ void CtnetlinkSource::finish_dump(bool complete, const std::string& reason) {
         if (dump_pending_) {
             dump_pending_ = false;
             request_dump();
+        } else if (resync_after_drain_) {
+            asio::post(context_.executor, [this] {
+                if (!stopped_) {
+                    read_events();
+                }
+            });
         }
         return;
     }

@@ -108,6 +108,9 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::uint32_t dump_seq_ = 0;
     std::uint64_t generation_ = 0;
     bool dump_pending_ = false;
+    // Losses seen, not yet covered by a dump that started after the event queue was drained (see
+    // handle_overrun). The reader starts that dump when recv() next finds the queue empty.
+    bool resync_after_drain_ = false;
     bool dump_malformed_ = false;
     std::size_t event_buffer_bytes_ = 0;      // as the kernel reports it (it doubles what is asked)
     std::size_t event_buffer_requested_ = 0;  // what we asked for; grows on overrun up to the maximum
