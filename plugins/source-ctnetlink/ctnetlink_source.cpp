@@ -97,6 +97,13 @@ unsigned NetlinkSocket::portid() const {
     return mnl_socket_get_portid(socket_);
 }
 
+void NetlinkSocket::set_send_buffer(std::size_t bytes) {
+    int value = static_cast<int>(std::min<std::size_t>(bytes, 1u << 30));
+    if (setsockopt(fd(), SOL_SOCKET, SO_SNDBUFFORCE, &value, sizeof(value)) != 0) {
+        setsockopt(fd(), SOL_SOCKET, SO_SNDBUF, &value, sizeof(value));
+    }
+}
+
 std::size_t NetlinkSocket::set_receive_buffer(std::size_t bytes) {
     int value = static_cast<int>(std::min<std::size_t>(bytes, 1u << 30));
     // FORCE ignores rmem_max (root only); fall back to the capped option otherwise.
@@ -268,6 +275,7 @@ bool CtnetlinkSource::open_writer(std::string& error) {
     // Errors then carry only the header of the refused message, not the whole message.
     setsockopt(writer_->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
     writer_->set_receive_buffer(4u << 20);
+    writer_->set_send_buffer(options_.write_batch_bytes + 64 * 1024);
     timeval timeout{5, 0};
     setsockopt(writer_->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     return true;
@@ -754,6 +762,7 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                     int one = 1;
                     setsockopt(socket->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
                     socket->set_receive_buffer(4u << 20);
+                    socket->set_send_buffer(options_.write_batch_bytes + 64 * 1024);
                     timeval timeout{5, 0};
                     setsockopt(socket->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
                     std::vector<char> out(options_.write_batch_bytes + kMaxMessageBytes);

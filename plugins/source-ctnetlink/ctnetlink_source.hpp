@@ -51,6 +51,8 @@ class NetlinkSocket {
     mnl_socket* get() const { return socket_; }
     // SO_RCVBUFFORCE (root) falling back to SO_RCVBUF; returns the size the kernel reports afterwards.
     std::size_t set_receive_buffer(std::size_t bytes);
+    // Netlink refuses a sendmsg() larger than the send buffer (EMSGSIZE): writers size it for their batches.
+    void set_send_buffer(std::size_t bytes);
 
   private:
     explicit NetlinkSocket(mnl_socket* socket) : socket_(socket) {}

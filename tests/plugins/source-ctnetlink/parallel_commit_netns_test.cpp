@@ -21,8 +21,10 @@ TEST(SourceCtnetlinkParallelCommit, EveryEntryOnceThenUpdates) {
     auto config = instance_config(dir.path(), 1);
     config["daemon"]["lock_file"] = (dir / "p.lock").string();
     config["daemon"]["control_socket"] = (dir / "p.sock").string();
-    config["source"] = {{"plugin", "source-ctnetlink"},
-                        {"config", {{"expectations", false}, {"write_threads", 3}}}};
+    // Batches of 1 MiB: above the default netlink send buffer, so the writer must size its sockets.
+    config["source"] = {
+        {"plugin", "source-ctnetlink"},
+        {"config", {{"expectations", false}, {"write_threads", 3}, {"write_batch_bytes", 1048576}}}};
     auto file_p = write_config(dir.path(), config, "p.json");
     config["daemon"]["lock_file"] = (dir / "b.lock").string();
     config["daemon"]["control_socket"] = (dir / "b.sock").string();
@@ -53,7 +55,7 @@ TEST(SourceCtnetlinkParallelCommit, EveryEntryOnceThenUpdates) {
             updates = m["value"];
         }
     }
-    EXPECT_GT(updates, 4);  // several batches per round, from several sockets
+    EXPECT_GE(updates, 4);  // several batches per round, from several sockets
 }
 
 }  // namespace
