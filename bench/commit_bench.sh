@@ -98,8 +98,8 @@ echo "command: bench/commit_bench.sh ${SIZES[*]}"
 echo "machine: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {print $2/1048576 " GiB"}' /proc/meminfo)"
 echo "conntrackd: $(conntrackd -v 2>&1 | head -1)"
 echo
-echo "| entries | ceiling (entries/s) | ctsync, 1 writer | ctsync, 2 writers (default) | ctsync / ceiling (1 / 2 writers) | conntrackd -c | ctsync / conntrackd (1 / 2 writers) | ctsync B/entry (RSS) | conntrackd B/entry (RSS) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| entries | ceiling, listener | ceiling, no listener | ctsync, 1 writer | ctsync, 2 writers (default) | ctsync / ceiling, listener (1 / 2 writers) | ctsync / ceiling, no listener (1 / 2 writers) | conntrackd -c | ctsync / conntrackd (1 / 2 writers) | ctsync B/entry (RSS) | conntrackd B/entry (RSS) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 
 for N in "${SIZES[@]}"; do
     # 1. Kernel ceiling: ct-inject into a fresh namespace with a listener, while another namespace holds the
@@ -107,6 +107,9 @@ for N in "${SIZES[@]}"; do
     ns_new cpri; in_ns cpri "${BIN}/ct-inject" --count "${N}" --nat >/dev/null
     ns_new ceil; listener ceil; sleep 0.2
     ceiling=$(in_ns ceil "${BIN}/ct-inject" --count "${N}" --nat | sed -n 's/.*= \([0-9]*\) entries\/s.*/\1/p')
+    #    And without a listener (the kernel then builds no events): shows what event delivery costs.
+    ns_new ceil2
+    ceiling_nolistener=$(in_ns ceil2 "${BIN}/ct-inject" --count "${N}" --nat | sed -n 's/.*= \([0-9]*\) entries\/s.*/\1/p')
     cleanup
 
     # 2. ctsync: primary reads N entries (RSS growth measured), backup imports and commits; with one writer
@@ -164,10 +167,11 @@ for N in "${SIZES[@]}"; do
     # Ratios from ctsync's wall time (client round trip included, as conntrackd -c's is).
     pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f %%", 100 * a / b}'; }
     times() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f x", a / b}'; }
-    echo "| ${N} | ${ceiling} | ${ctsync_wall_1} | ${ctsync_wall} | $(pct "${ctsync_wall_1}" "${ceiling}") / $(pct "${ctsync_wall}" "${ceiling}") | ${cd_rate} | $(times "${ctsync_wall_1}" "${cd_rate}") / $(times "${ctsync_wall}" "${cd_rate}") | ${ctsync_bytes} | ${cd_bytes} |"
+    echo "| ${N} | ${ceiling} | ${ceiling_nolistener} | ${ctsync_wall_1} | ${ctsync_wall} | $(pct "${ctsync_wall_1}" "${ceiling}") / $(pct "${ctsync_wall}" "${ceiling}") | $(pct "${ctsync_wall_1}" "${ceiling_nolistener}") / $(pct "${ctsync_wall}" "${ceiling_nolistener}") | ${cd_rate} | $(times "${ctsync_wall_1}" "${cd_rate}") / $(times "${ctsync_wall}" "${cd_rate}") | ${ctsync_bytes} | ${cd_bytes} |"
 done
 echo
-echo "All rates in entries/s. ceiling: bench/ct_inject.cpp, one batched writer. ctsync: wall time of"
-echo "\`ctsyncctl commit\` (request to reply), source-ctnetlink with write_threads 1 or 2. conntrackd -c: wall time"
+echo "All rates in entries/s. ceiling: bench/ct_inject.cpp, one batched writer, with a \`conntrack -E\` listener"
+echo "in its namespace and without. ctsync: wall time of \`ctsyncctl commit\` (request to reply), source-ctnetlink"
+echo "with write_threads 1 or 2. conntrackd -c: wall time"
 echo "from \`conntrackd -c\` until the backup's kernel holds all N entries (polled every 10 ms)."
 echo "B/entry: RSS growth of the daemon whose internal cache filled with N entries, divided by N."

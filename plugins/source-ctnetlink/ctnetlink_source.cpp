@@ -324,7 +324,24 @@ void CtnetlinkSource::read_events() {
         }
     }
     // More may be queued: let other handlers (the dump, the control socket) run first.
+    read_posted_ = true;
     asio::post(context_.executor, [this] {
+        read_posted_ = false;
+        if (!stopped_) {
+            read_events();
+        }
+    });
+}
+
+void CtnetlinkSource::kick_events() {
+    if (stopped_ || read_posted_ || !events_wait_) {
+        return;
+    }
+    boost::system::error_code ignored;
+    events_wait_->cancel(ignored);  // the pending wait's handler sees operation_aborted and ends its chain
+    read_posted_ = true;
+    asio::post(context_.executor, [this] {
+        read_posted_ = false;
         if (!stopped_) {
             read_events();
         }
@@ -510,11 +527,7 @@ void CtnetlinkSource::finish_dump(bool complete, const std::string& reason) {
             dump_pending_ = false;
             request_dump();
         } else if (resync_after_drain_) {
-            asio::post(context_.executor, [this] {
-                if (!stopped_) {
-                    read_events();
-                }
-            });
+            kick_events();
         }
         return;
     }

@@ -81,6 +81,9 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
 
     void wait_events();
     void read_events();
+    // Makes sure exactly one reader chain runs: cancels a pending wait and posts a read, unless one is
+    // posted.
+    void kick_events();
     void handle_overrun();
     void start_dump_phase(DumpPhase phase);
     void wait_dump();
@@ -118,6 +121,7 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::size_t event_buffer_requested_ = 0;  // what we asked for; grows on overrun up to the maximum
     std::uint32_t write_seq_ = 0;
     bool stopped_ = false;
+    bool read_posted_ = false;  // a read_events() is queued on the executor
 
     ctsync::sdk::Counter& events_new_;
     ctsync::sdk::Counter& events_update_;

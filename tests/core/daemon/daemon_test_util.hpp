@@ -45,4 +45,14 @@ inline nlohmann::json ctl_json(const std::filesystem::path& config, const std::s
     return nlohmann::json::parse(result.out, nullptr, false);
 }
 
+// The value of one metric in `ctsyncctl stats --json` output, or -1 when it is not there.
+inline std::int64_t metric(const nlohmann::json& stats, const std::string& name) {
+    for (const auto& m : stats) {
+        if (m["name"] == name) {
+            return m["value"].get<std::int64_t>();
+        }
+    }
+    return -1;
+}
+
 }  // namespace ctsync::test

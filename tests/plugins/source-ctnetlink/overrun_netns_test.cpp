@@ -16,15 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 const std::string kCtInject = CTSYNC_CT_INJECT;
 
-std::int64_t metric(const nlohmann::json& stats, const std::string& name) {
-    for (const auto& m : stats) {
-        if (m["name"] == name) {
-            return m["value"].get<std::int64_t>();
-        }
-    }
-    return -1;
-}
-
 // The identities ct-inject creates: "src sport".
 std::set<std::string> kernel_identities(const NetNs& ns) {
     auto listing = run(ns.exec({"conntrack", "-L"}), 60s).out;
