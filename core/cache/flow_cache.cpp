@@ -56,16 +56,52 @@ ExpectationKey key_of(const sdk::Expectation& e) noexcept {
     return {e.zone, e.master, e.expected};
 }
 
-bool FlowCache::upsert(const sdk::FlowState& flow, std::uint64_t generation) {
+bool FlowCache::upsert(const sdk::FlowState& flow, std::uint64_t generation, std::uint32_t origin) {
     auto [it, inserted] = flows_.try_emplace(flow.key());
-    bool changed = inserted || !(it->second.flow == flow);
-    it->second.flow = flow;
-    it->second.generation = generation;
-    return changed;
+    auto& entry = it->second;
+    if (inserted) {
+        if (++next_id_ == 0) {
+            ++next_id_;  // 0 means "no flow"; after 2^32 inserts ids wrap, long after the entries went
+        }
+        entry.id = next_id_;
+    }
+    bool changed = inserted || !(entry.flow == flow);
+    entry.generation = generation;
+    entry.origin = origin;
+    if (!changed) {
+        return false;
+    }
+    if (observer_ != nullptr) {
+        sdk::FlowState before;
+        if (!inserted) {
+            before = entry.flow;
+        }
+        entry.flow = flow;
+        observer_->flow_changed(entry.id, inserted ? nullptr : &before, entry.flow);
+    } else {
+        entry.flow = flow;
+    }
+    return true;
+}
+
+std::uint32_t FlowCache::id_of(const sdk::FlowKey& key) const {
+    auto it = flows_.find(key);
+    return it == flows_.end() ? 0 : it->second.id;
 }
 
 bool FlowCache::erase(const sdk::FlowKey& key) {
-    return flows_.erase(key) != 0;
+    auto it = flows_.find(key);
+    if (it == flows_.end()) {
+        return false;
+    }
+    if (observer_ != nullptr) {
+        FlowEntry last = std::move(it->second);
+        flows_.erase(it);
+        observer_->flow_removed(last.id, last.flow);
+    } else {
+        flows_.erase(it);
+    }
+    return true;
 }
 
 const sdk::FlowState* FlowCache::find(const sdk::FlowKey& key) const {
@@ -79,16 +115,29 @@ void FlowCache::touch(const sdk::FlowKey& key, std::uint64_t generation) {
     }
 }
 
-bool FlowCache::upsert(const sdk::Expectation& expectation, std::uint64_t generation) {
+bool FlowCache::upsert(const sdk::Expectation& expectation, std::uint64_t generation, std::uint32_t origin) {
     auto [it, inserted] = expectations_.try_emplace(key_of(expectation));
     bool changed = inserted || !(it->second.expectation == expectation);
     it->second.expectation = expectation;
     it->second.generation = generation;
+    it->second.origin = origin;
+    if (changed && observer_ != nullptr) {
+        observer_->expectation_changed(it->second.expectation);
+    }
     return changed;
 }
 
 bool FlowCache::erase(const ExpectationKey& key) {
-    return expectations_.erase(key) != 0;
+    auto it = expectations_.find(key);
+    if (it == expectations_.end()) {
+        return false;
+    }
+    sdk::Expectation last = std::move(it->second.expectation);
+    expectations_.erase(it);
+    if (observer_ != nullptr) {
+        observer_->expectation_removed(last);
+    }
+    return true;
 }
 
 const sdk::Expectation* FlowCache::find(const ExpectationKey& key) const {
@@ -102,15 +151,76 @@ void FlowCache::touch(const ExpectationKey& key, std::uint64_t generation) {
     }
 }
 
+namespace {
+
+// Removes the entries `stale` selects, telling the observer about each.
+template <class Map, class Stale, class Tell>
+std::size_t remove_if(Map& map, Stale stale, Tell tell) {
+    std::size_t removed = 0;
+    for (auto it = map.begin(); it != map.end();) {
+        if (stale(it->second)) {
+            auto entry = std::move(it->second);
+            it = map.erase(it);
+            tell(entry);
+            ++removed;
+        } else {
+            ++it;
+        }
+    }
+    return removed;
+}
+
+}  // namespace
+
+std::size_t FlowCache::sweep_origin(std::uint64_t generation, std::uint32_t origin) {
+    auto tell_flow = [this](const FlowEntry& e) {
+        if (observer_ != nullptr) {
+            observer_->flow_removed(e.id, e.flow);
+        }
+    };
+    auto tell_expectation = [this](const ExpectationEntry& e) {
+        if (observer_ != nullptr) {
+            observer_->expectation_removed(e.expectation);
+        }
+    };
+    std::size_t removed = remove_if(
+        flows_, [&](const FlowEntry& e) { return e.generation < generation && e.origin == origin; },
+        tell_flow);
+    removed += remove_if(
+        expectations_,
+        [&](const ExpectationEntry& e) { return e.generation < generation && e.origin == origin; },
+        tell_expectation);
+    return removed;
+}
+
 std::size_t FlowCache::sweep(std::uint64_t generation) {
-    std::size_t removed =
-        std::erase_if(flows_, [&](const auto& kv) { return kv.second.generation < generation; });
-    removed +=
-        std::erase_if(expectations_, [&](const auto& kv) { return kv.second.generation < generation; });
+    auto tell_flow = [this](const FlowEntry& e) {
+        if (observer_ != nullptr) {
+            observer_->flow_removed(e.id, e.flow);
+        }
+    };
+    auto tell_expectation = [this](const ExpectationEntry& e) {
+        if (observer_ != nullptr) {
+            observer_->expectation_removed(e.expectation);
+        }
+    };
+    std::size_t removed = remove_if(
+        flows_, [&](const FlowEntry& e) { return e.generation < generation; }, tell_flow);
+    removed += remove_if(
+        expectations_, [&](const ExpectationEntry& e) { return e.generation < generation; },
+        tell_expectation);
     return removed;
 }
 
 void FlowCache::clear() {
+    if (observer_ != nullptr) {
+        for (const auto& [key, e] : flows_) {
+            observer_->flow_removed(e.id, e.flow);
+        }
+        for (const auto& [key, e] : expectations_) {
+            observer_->expectation_removed(e.expectation);
+        }
+    }
     flows_.clear();
     expectations_.clear();
 }

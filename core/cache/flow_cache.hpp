@@ -28,22 +28,43 @@ struct ExpectationKeyHash {
 };
 ExpectationKey key_of(const sdk::Expectation& expectation) noexcept;
 
+// Told of every change a cache undergoes (the replication engine watches the internal cache). Called
+// synchronously from inside the cache's mutators, on the event-loop thread; must not modify the cache.
+class CacheObserver {
+  public:
+    virtual ~CacheObserver() = default;
+    // `before` is null for a new entry. `id` is the entry's flow id (stable while the entry lives).
+    virtual void flow_changed(std::uint32_t id, const sdk::FlowState* before,
+                              const sdk::FlowState& after) = 0;
+    virtual void flow_removed(std::uint32_t id, const sdk::FlowState& last) = 0;
+    virtual void expectation_changed(const sdk::Expectation& after) = 0;
+    virtual void expectation_removed(const sdk::Expectation& last) = 0;
+};
+
 class FlowCache {
   public:
-    // Inserts or replaces; stamps the entry with `generation`. Returns true when the stored state changed.
-    bool upsert(const sdk::FlowState& flow, std::uint64_t generation = 0);
+    void set_observer(CacheObserver* observer) { observer_ = observer; }
+
+    // Inserts or replaces; stamps the entry with `generation` and `origin` (the node it came from; 0 for this
+    // node's kernel). A new entry gets a fresh flow id, never 0, not reused while the cache lives. Returns
+    // true when the stored state changed.
+    bool upsert(const sdk::FlowState& flow, std::uint64_t generation = 0, std::uint32_t origin = 0);
+    // The flow id of an entry; 0 when there is none.
+    std::uint32_t id_of(const sdk::FlowKey& key) const;
     bool erase(const sdk::FlowKey& key);
     const sdk::FlowState* find(const sdk::FlowKey& key) const;
     // Stamps an existing entry without changing it (seen by a dump, but an event already told us more).
     void touch(const sdk::FlowKey& key, std::uint64_t generation);
 
-    bool upsert(const sdk::Expectation& expectation, std::uint64_t generation = 0);
+    bool upsert(const sdk::Expectation& expectation, std::uint64_t generation = 0, std::uint32_t origin = 0);
     bool erase(const ExpectationKey& key);
     const sdk::Expectation* find(const ExpectationKey& key) const;
     void touch(const ExpectationKey& key, std::uint64_t generation);
 
     // Removes every entry whose generation is older than `generation`; returns how many went.
     std::size_t sweep(std::uint64_t generation);
+    // The same, limited to the entries that came from `origin`.
+    std::size_t sweep_origin(std::uint64_t generation, std::uint32_t origin);
     void clear();
 
     std::size_t flow_count() const { return flows_.size(); }
@@ -59,11 +80,16 @@ class FlowCache {
     struct FlowEntry {
         sdk::FlowState flow;
         std::uint64_t generation = 0;
+        std::uint32_t id = 0;
+        std::uint32_t origin = 0;
     };
     struct ExpectationEntry {
         sdk::Expectation expectation;
         std::uint64_t generation = 0;
+        std::uint32_t origin = 0;
     };
+    CacheObserver* observer_ = nullptr;
+    std::uint32_t next_id_ = 0;
     std::unordered_map<sdk::FlowKey, FlowEntry, FlowKeyHash> flows_;
     std::unordered_map<ExpectationKey, ExpectationEntry, ExpectationKeyHash> expectations_;
 };

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -43,6 +44,128 @@ const ConfigKey kRootKeys[] = {
     {.name = "ha",
      .type = KeyType::kObject,
      .description = "The HA plugin slot (role changes from keepalived)."},
+    {.name = "replication",
+     .type = KeyType::kObject,
+     .default_json = "{}",
+     .description = "The replication engine: mode, policy, bulk rate, timers, redundant links."},
+    {.name = "security",
+     .type = KeyType::kObject,
+     .default_json = "{}",
+     .description = "Datagram authentication: pre-shared key files, send key id, encryption."},
+};
+
+const ConfigKey kReplicationKeys[] = {
+    {.name = "mode",
+     .type = KeyType::kEnum,
+     .default_json = "\"reliable\"",
+     .description =
+         "reliable: ACK/NACK retransmission and bulk repair; alarm: best effort plus a full refresh "
+         "every alarm_interval_s; best-effort: no repair but bulk transfers.",
+     .choices = "reliable|alarm|best-effort"},
+    {.name = "policy",
+     .type = KeyType::kEnum,
+     .default_json = "\"weak\"",
+     .description =
+         "strong: every change; weak: only critical changes (state, status, NAT, mark, labels, "
+         "helper), not timer refreshes; delayed: like weak, and flows that end within delay_ms are "
+         "never sent.",
+     .choices = "strong|weak|delayed"},
+    {.name = "delay_ms",
+     .type = KeyType::kInteger,
+     .default_json = "2000",
+     .description = "The delayed policy's window.",
+     .min = 1,
+     .max = 600000},
+    {.name = "initial_role",
+     .type = KeyType::kEnum,
+     .default_json = "\"backup\"",
+     .description = "Role until an HA plugin or `ctsyncctl role` says otherwise: a primary sends its table.",
+     .choices = "primary|backup"},
+    {.name = "resend_queue_bytes",
+     .type = KeyType::kInteger,
+     .default_json = "67108864",
+     .description = "Sent data kept until every live peer acknowledged it; a peer that falls further behind "
+                    "gets a bulk transfer (counted in replication.resend_overflows).",
+     .min = 65536,
+     .max = 4294967296.0},
+    {.name = "bulk_rate",
+     .type = KeyType::kInteger,
+     .default_json = "100000",
+     .description = "Entries per second a bulk transfer sends; live changes always go first.",
+     .min = 100,
+     .max = 10000000},
+    {.name = "alive_interval_ms",
+     .type = KeyType::kInteger,
+     .default_json = "200",
+     .description = "ALIVE (with the last sequence seen from every peer) on every link this often.",
+     .min = 10,
+     .max = 60000},
+    {.name = "peer_timeout_ms",
+     .type = KeyType::kInteger,
+     .default_json = "3000",
+     .description = "A peer silent this long is gone: its acknowledgements no longer hold the resend queue.",
+     .min = 50,
+     .max = 600000},
+    {.name = "ack_interval_ms",
+     .type = KeyType::kInteger,
+     .default_json = "20",
+     .description = "At most one ACK per peer this often while data arrives.",
+     .min = 1,
+     .max = 10000},
+    {.name = "nack_retry_ms",
+     .type = KeyType::kInteger,
+     .default_json = "100",
+     .description = "A range still missing is asked for again after this long.",
+     .min = 5,
+     .max = 60000},
+    {.name = "alarm_interval_s",
+     .type = KeyType::kInteger,
+     .default_json = "30",
+     .description = "Alarm mode: full refresh of the table this often.",
+     .min = 1,
+     .max = 86400},
+    {.name = "link_mode",
+     .type = KeyType::kEnum,
+     .default_json = "\"failover\"",
+     .description = "Several transports: failover sends data on the first healthy one (carrier up and heard "
+                    "within link_silence_ms); parallel sends on all and drops the copies.",
+     .choices = "failover|parallel"},
+    {.name = "link_silence_ms",
+     .type = KeyType::kInteger,
+     .default_json = "1000",
+     .description = "Failover: a link on which no peer was heard this long is dead (carrier or not).",
+     .min = 20,
+     .max = 600000},
+};
+
+const ConfigKey kSecurityKeys[] = {
+    {.name = "keys",
+     .type = KeyType::kList,
+     .default_json = "[]",
+     .description =
+         "Pre-shared keys: [{\"id\": 1, \"file\": \"/etc/ctsync/sync.key\"}]; each file holds 64 hex "
+         "digits or 32 bytes and must not be readable by group or others. Required with transports."},
+    {.name = "send_key_id",
+     .type = KeyType::kInteger,
+     .description = "Key id this node sends with (any configured key is accepted); defaults to the only key.",
+     .min = 0,
+     .max = 255},
+    {
+        .name = "encrypt",
+        .type = KeyType::kBool,
+        .default_json = "false",
+        .description = "Encrypt the payload too (always authenticated: XChaCha20-Poly1305).",
+    },
+};
+
+const ConfigKey kKeyEntryKeys[] = {
+    {.name = "id",
+     .type = KeyType::kInteger,
+     .required = true,
+     .description = "Key id, 0-255.",
+     .min = 0,
+     .max = 255},
+    {.name = "file", .type = KeyType::kPath, .required = true, .description = "Key file."},
 };
 
 const ConfigKey kNodeKeys[] = {
@@ -150,6 +273,83 @@ void parse_slot(const nlohmann::json& input, sdk::Category category, const std::
     out.slots.push_back(std::move(entry));
 }
 
+std::int64_t int_of(const nlohmann::json& values, const char* key, std::int64_t fallback) {
+    const auto& v = values[key];
+    return v.is_number_integer() ? v.get<std::int64_t>() : fallback;
+}
+
+void parse_replication(const nlohmann::json& r, EngineOptions& o, ConfigReport& report) {
+    const std::string mode = r["mode"].is_string() ? r["mode"].get<std::string>() : "reliable";
+    o.mode = mode == "alarm"         ? EngineOptions::Mode::kAlarm
+             : mode == "best-effort" ? EngineOptions::Mode::kBestEffort
+                                     : EngineOptions::Mode::kReliable;
+    const std::string policy = r["policy"].is_string() ? r["policy"].get<std::string>() : "weak";
+    o.policy = policy == "strong"    ? EngineOptions::Policy::kStrong
+               : policy == "delayed" ? EngineOptions::Policy::kDelayed
+                                     : EngineOptions::Policy::kWeak;
+    o.delay = std::chrono::milliseconds(int_of(r, "delay_ms", 2000));
+    o.sending = r["initial_role"].is_string() && r["initial_role"].get<std::string>() == "primary";
+    o.resend_queue_bytes = static_cast<std::size_t>(int_of(r, "resend_queue_bytes", 64 << 20));
+    o.bulk_rate = static_cast<std::uint32_t>(int_of(r, "bulk_rate", 100000));
+    o.alive_interval = std::chrono::milliseconds(int_of(r, "alive_interval_ms", 200));
+    o.peer_timeout = std::chrono::milliseconds(int_of(r, "peer_timeout_ms", 3000));
+    o.ack_interval = std::chrono::milliseconds(int_of(r, "ack_interval_ms", 20));
+    o.nack_retry = std::chrono::milliseconds(int_of(r, "nack_retry_ms", 100));
+    o.alarm_interval = std::chrono::seconds(int_of(r, "alarm_interval_s", 30));
+    o.link_mode = r["link_mode"].is_string() && r["link_mode"].get<std::string>() == "parallel"
+                      ? EngineOptions::LinkMode::kParallel
+                      : EngineOptions::LinkMode::kFailover;
+    o.link_silence = std::chrono::milliseconds(int_of(r, "link_silence_ms", 1000));
+    if (o.peer_timeout <= 2 * o.alive_interval) {
+        report.issues.push_back(
+            {".replication.peer_timeout_ms",
+             fmt::format("must exceed twice alive_interval_ms ({} ms): one lost ALIVE must "
+                         "not make a peer gone",
+                         o.alive_interval.count())});
+    }
+    if (o.link_silence <= 2 * o.alive_interval) {
+        report.issues.push_back(
+            {".replication.link_silence_ms",
+             fmt::format("must exceed twice alive_interval_ms ({} ms): every link carries "
+                         "ALIVEs, and one lost ALIVE must not fail a link over",
+                         o.alive_interval.count())});
+    }
+}
+
+void parse_security(const nlohmann::json& s, DaemonConfig& out, ConfigReport& report) {
+    out.encrypt = s["encrypt"].is_boolean() && s["encrypt"].get<bool>();
+    const auto& keys = s["keys"];
+    std::set<std::int64_t> ids;
+    for (std::size_t i = 0; keys.is_array() && i < keys.size(); ++i) {
+        const std::string path = join_path(".security.keys", i);
+        std::size_t before = report.issues.size();
+        nlohmann::json entry = validate_against(keys[i], kKeyEntryKeys, path, report.issues);
+        if (report.issues.size() != before || !entry["id"].is_number_integer() ||
+            !entry["file"].is_string()) {
+            continue;
+        }
+        const auto id = entry["id"].get<std::int64_t>();
+        if (!ids.insert(id).second) {
+            report.issues.push_back({join_path(path, "id"), fmt::format("key id {} is given twice", id)});
+            continue;
+        }
+        out.keys.push_back({static_cast<std::uint8_t>(id), fs::path(entry["file"].get<std::string>())});
+    }
+    if (s["send_key_id"].is_number_integer()) {
+        const auto id = s["send_key_id"].get<std::int64_t>();
+        if (ids.count(id) == 0) {
+            report.issues.push_back(
+                {".security.send_key_id", fmt::format("key id {} is not among .security.keys", id)});
+        }
+        out.send_key_id = static_cast<std::uint8_t>(id);
+    } else if (out.keys.size() == 1) {
+        out.send_key_id = out.keys.front().id;
+    } else if (out.keys.size() > 1) {
+        report.issues.push_back(
+            {".security.send_key_id", "several keys are configured: say which one to send with"});
+    }
+}
+
 }  // namespace
 
 std::span<const ConfigKey> root_keys() {
@@ -166,6 +366,12 @@ std::span<const ConfigKey> log_keys() {
 }
 std::span<const ConfigKey> slot_keys() {
     return kSlotKeys;
+}
+std::span<const ConfigKey> replication_keys() {
+    return kReplicationKeys;
+}
+std::span<const ConfigKey> security_keys() {
+    return kSecurityKeys;
 }
 
 std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const std::string& origin,
@@ -248,6 +454,25 @@ std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const s
     }
     if (root["ha"].is_object()) {
         parse_slot(root["ha"], sdk::Category::kHa, ".ha", out, report);
+    }
+    if (root["replication"].is_object()) {
+        parse_replication(
+            validate_against(root["replication"], kReplicationKeys, ".replication", report.issues),
+            out.replication, report);
+    }
+    if (root["security"].is_object()) {
+        nlohmann::json security =
+            validate_against(root["security"], kSecurityKeys, ".security", report.issues);
+        parse_security(security, out, report);
+    }
+    const bool has_transports = std::any_of(out.slots.begin(), out.slots.end(), [](const SlotEntry& s) {
+        return s.category == sdk::Category::kTransport;
+    });
+    if (has_transports && out.keys.empty()) {
+        report.issues.push_back(
+            {".security.keys",
+             "transports are configured, so at least one key is required: every datagram is "
+             "authenticated (see docs/CONFIG.md, security)"});
     }
     // Instance names key logs, metrics and control replies: they must be unique across all slots.
     std::map<std::string, std::string> instance_paths;

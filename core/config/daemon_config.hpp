@@ -17,6 +17,8 @@
 
 #include "core/config/issues.hpp"
 #include "core/loader/plugin_loader.hpp"
+#include "core/replication/options.hpp"
+#include "core/wire/seal.hpp"
 
 namespace ctsync::core {
 
@@ -26,6 +28,8 @@ std::span<const sdk::ConfigKey> node_keys();
 std::span<const sdk::ConfigKey> daemon_keys();
 std::span<const sdk::ConfigKey> log_keys();
 std::span<const sdk::ConfigKey> slot_keys();
+std::span<const sdk::ConfigKey> replication_keys();
+std::span<const sdk::ConfigKey> security_keys();
 
 // One plugin instance requested by the config.
 struct SlotEntry {
@@ -50,6 +54,10 @@ struct DaemonConfig {
     std::string log_level;
     std::optional<std::filesystem::path> log_file;
     std::vector<SlotEntry> slots;  // source, protos, filters, transports, ha: in that order
+    EngineOptions replication;
+    std::vector<wire::KeyFile> keys;
+    std::uint8_t send_key_id = 0;
+    bool encrypt = false;
 };
 
 // Everything wrong with a configuration. Config issues mean exit code 2; plugin refusals alone mean 3.

@@ -19,6 +19,38 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+void print_replication(const nlohmann::json& r) {
+    std::cout << fmt::format(
+        "node {} epoch {}: {}, next sequence {}, resend queue {} datagrams ({} bytes), {}\n",
+        r.value("node_id", 0), r.value("epoch", std::uint64_t{0}),
+        r.value("sending", false) ? "sending (primary)" : "not sending (backup)",
+        r.value("next_seq", std::uint64_t{0}), r["resend_queue"].value("datagrams", 0),
+        r["resend_queue"].value("bytes", 0),
+        r.value("complete", false) ? "complete: every peer's table is held"
+                                   : "incomplete: a bulk transfer is awaited or running");
+    for (const auto& l : r.value("links", nlohmann::json::array())) {
+        std::cout << fmt::format("link {}: carrier {}, {}, last heard {} ms ago\n", l.value("name", ""),
+                                 l.value("carrier", false) ? "up" : "down",
+                                 l.value("active", false) ? "active" : "standby", l.value("silent_ms", 0));
+    }
+    for (const auto& p : r.value("peers", nlohmann::json::array())) {
+        const auto& b = p["bulk"];
+        std::cout << fmt::format(
+            "peer {}: {}, {}, heard {} ms ago, {}, next expected {}, acked ours {}, bulk {} ({}/{})\n",
+            p.value("node", 0), p.value("live", false) ? "live" : "gone", p.value("role", ""),
+            p.value("silent_ms", 0), p.value("synced", false) ? "synced" : "not synced",
+            p.value("next_expected", std::uint64_t{0}), p.value("acked_ours", std::uint64_t{0}),
+            b.value("state", ""), b.value("received", 0), b.value("total", 0));
+    }
+    for (const auto& j : r.value("bulks_serving", nlohmann::json::array())) {
+        std::cout << fmt::format("serving bulk {} to {}: {}/{} sent\n", j.value("bulk_id", 0),
+                                 j.value("requester", 0) == 0
+                                     ? std::string("every peer")
+                                     : fmt::format("node {}", j.value("requester", 0)),
+                                 j.value("sent", 0), j.value("total", 0));
+    }
+}
+
 void print_status(const nlohmann::json& s) {
     std::cout << fmt::format("node:            {} (id {})\n", s.value("node_name", ""),
                              s.value("node_id", 0));
@@ -124,7 +156,17 @@ int main(int argc, char** argv) {
         ->required()
         ->check(CLI::IsMember({"internal", "external", "kernel"}));
     auto* resync = app.add_subcommand("resync", "Re-read the kernel table into the internal cache");
-    for (auto* sub : {status, stats, plugins, version, dump, import, commit, flush, resync}) {
+    auto* replication =
+        app.add_subcommand("replication", "Peers, links, sequence numbers, bulk transfers in progress");
+    auto* request_bulk =
+        app.add_subcommand("request-bulk", "Ask every live peer for a fresh bulk transfer of its table");
+    auto* role = app.add_subcommand("role", "Set this node's role by hand (an HA plugin normally does)");
+    std::string role_name;
+    role->add_option("ROLE", role_name, "primary (sends its table) or backup")
+        ->required()
+        ->check(CLI::IsMember({"primary", "backup"}));
+    for (auto* sub : {status, stats, plugins, version, dump, import, commit, flush, resync, replication,
+                      request_bulk, role}) {
         sub->add_flag("--json", json, "Print the daemon's JSON reply");
     }
     try {
@@ -152,6 +194,8 @@ int main(int argc, char** argv) {
         request.args["cache"] = external ? "external" : "internal";
     } else if (chosen == flush) {
         request.args["target"] = flush_target;
+    } else if (chosen == role) {
+        request.args["role"] = role_name;
     } else if (chosen == import) {
         std::ifstream in(import_file);
         if (!in) {
@@ -208,6 +252,12 @@ int main(int argc, char** argv) {
         std::cout << fmt::format("flushed {}\n", flush_target);
     } else if (chosen == resync) {
         std::cout << "dump of the kernel table requested\n";
+    } else if (chosen == replication) {
+        print_replication(reply.result);
+    } else if (chosen == request_bulk) {
+        std::cout << "bulk transfer requested from every live peer\n";
+    } else if (chosen == role) {
+        std::cout << fmt::format("role set to {}\n", role_name);
     } else {
         std::cout << fmt::format(
             "ctsyncd {} (plugin ABI {}, control protocol {})\nfingerprint: {}\nctsyncctl {}\n",

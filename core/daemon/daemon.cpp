@@ -17,6 +17,7 @@
 #include "core/daemon/tables.hpp"
 #include "core/log/logging.hpp"
 #include "core/metrics/registry.hpp"
+#include "core/replication/engine.hpp"
 #include "core/version.hpp"
 
 namespace ctsync::core {
@@ -86,15 +87,50 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
 
     sdk::Source* source = nullptr;
     std::vector<sdk::Filter*> filters;
+    std::vector<std::pair<std::string, sdk::Transport*>> transports;
+    ProtoTable protos;
     for (const auto& instance : host.instances()) {
         if (auto* s = instance.as<sdk::Source>()) {
             source = s;
         } else if (auto* f = instance.as<sdk::Filter>()) {
             filters.push_back(f);
+        } else if (auto* t = instance.as<sdk::Transport>()) {
+            transports.emplace_back(instance.slot.instance, t);
+        } else if (auto* p = instance.as<sdk::ProtoHandler>()) {
+            if (std::string error = protos.add(*p); !error.empty()) {
+                log->error("event=start_failed reason=\"{}\"", error);
+                report_ready(options.ready_fd, error);
+                return 1;
+            }
         }
     }
     HostLogger tables_log("ctsyncd");
     Tables tables(metrics, tables_log, source, filters);
+
+    // Replication: only with transports; every datagram is authenticated with the configured keys.
+    HostLogger replication_log("replication");
+    std::unique_ptr<Engine> engine;
+    if (!transports.empty()) {
+        std::string error;
+        auto keyring = wire::Keyring::load(config.keys, config.send_key_id, config.encrypt, error);
+        if (!keyring) {
+            log->error("event=start_failed reason=\"{}\"", error);
+            report_ready(options.ready_fd, error);
+            return 1;
+        }
+        engine = std::make_unique<Engine>(io.get_executor(), config.replication, config.node_id,
+                                          std::move(*keyring), tables.internal(), tables.external(), protos,
+                                          metrics, replication_log);
+        for (auto& [name, transport] : transports) {
+            engine->add_link(name, *transport);
+        }
+        tables.internal().set_observer(engine.get());
+        if (error = engine->start(); !error.empty()) {
+            log->error("event=start_failed reason=\"{}\"", error);
+            report_ready(options.ready_fd, error);
+            return 1;
+        }
+    }
     if (std::string error = tables.start(); !error.empty()) {
         log->error("event=start_failed reason=\"{}\"", error);
         report_ready(options.ready_fd, error);
@@ -121,7 +157,9 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return nlohmann::json{{"node_id", config.node_id},
                               {"node_name", config.node_name},
                               {"pid", ::getpid()},
-                              {"role", sdk::to_string(sdk::Role::kInit)},
+                              {"role", sdk::to_string(!engine             ? sdk::Role::kInit
+                                                      : engine->sending() ? sdk::Role::kPrimary
+                                                                          : sdk::Role::kBackup)},
                               {"uptime_s", uptime.count()},
                               {"network_namespace", network_namespace()},
                               {"config_file", config.source_file.string()},
@@ -129,6 +167,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
                               {"control_socket", config.control_socket.string()},
                               {"plugins", host.instances().size()},
                               {"tables", tables.summary()},
+                              {"replication", engine ? engine->status() : nlohmann::json()},
                               {"version", kVersion}};
     });
     control.add("stats", [&](const nlohmann::json&) {
@@ -142,6 +181,26 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return out;
     });
     control.add("plugins", [&](const nlohmann::json&) { return plugins_json(host); });
+    auto require_engine = [&]() -> Engine& {
+        if (!engine) {
+            throw std::runtime_error("replication is not configured (no transports in the config)");
+        }
+        return *engine;
+    };
+    control.add("replication", [&](const nlohmann::json&) { return require_engine().status(); });
+    control.add("request-bulk", [&](const nlohmann::json&) {
+        require_engine().request_bulk_from_all();
+        return nlohmann::json{{"requested", true}};
+    });
+    control.add("role", [&](const nlohmann::json& args) {
+        const std::string role = args.value("role", std::string());
+        if (role != "primary" && role != "backup") {
+            throw std::invalid_argument("role must be \"primary\" or \"backup\"");
+        }
+        require_engine().set_sending(role == "primary");
+        log->info("event=role_set role={} by=control", role);
+        return nlohmann::json{{"role", role}};
+    });
     if (std::string error = control.listen(config.control_socket); !error.empty()) {
         log->error("event=start_failed reason=\"{}\"", error);
         report_ready(options.ready_fd, error);
@@ -176,6 +235,10 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         }
         control.close();
         hangup.cancel();
+        if (engine) {
+            engine->stop();
+            tables.internal().set_observer(nullptr);
+        }
         host.stop_all();
         io.stop();
     });
@@ -189,6 +252,10 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     }
     report_ready(options.ready_fd, {});
     io.run();
+    // The plugins were stopped: their cancelled operations still wait in the loop, and their handlers' code
+    // lives in the plugins' libraries. Run them out now, while the libraries are loaded.
+    io.restart();
+    io.poll();
     log->info("event=stopped");
     return 0;
 }

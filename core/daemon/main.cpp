@@ -106,8 +106,12 @@ int describe(const std::string& name, bool json, const std::vector<std::string>&
              const fs::path& executable) {
     if (name == "core") {
         const std::pair<const char*, std::span<const sdk::ConfigKey>> sections[] = {
-            {".", core::root_keys()},           {".node", core::node_keys()},
-            {".daemon", core::daemon_keys()},   {".daemon.log", core::log_keys()},
+            {".", core::root_keys()},
+            {".node", core::node_keys()},
+            {".daemon", core::daemon_keys()},
+            {".daemon.log", core::log_keys()},
+            {".replication", core::replication_keys()},
+            {".security", core::security_keys()},
             {"plugin slot", core::slot_keys()},
         };
         if (json) {

@@ -51,7 +51,8 @@ TEST(DaemonConfig, SlotsAreLoadedTypedAndDefaulted) {
     std::optional<DaemonConfig> config;
     auto report = check(R"({"node": {"id": 1, "name": "fw1"},
         "filters": [{"plugin": "filter-fixture", "config": {"label": "x", "max_port": 1024}}],
-        "transports": [{"plugin": "transport-fixture", "name": "link-a"}]})",
+        "transports": [{"plugin": "transport-fixture", "name": "link-a"}],
+        "security": {"keys": [{"id": 1, "file": "/etc/ctsync/sync.key"}]}})",
                         &config);
     ASSERT_TRUE(report.ok()) << ::testing::PrintToString(formatted(report));
     ASSERT_EQ(config->slots.size(), 2u);
@@ -124,7 +125,8 @@ TEST(DaemonConfig, InstanceNamesMustBeValidAndUnique) {
     auto report = check(R"({"node": {"id": 1},
         "filters": [{"plugin": "filter-fixture", "name": "Bad Name", "config": {"label": "x"}},
                     {"plugin": "filter-fixture", "name": "a", "config": {"label": "x"}}],
-        "transports": [{"plugin": "transport-fixture", "name": "a"}]})");
+        "transports": [{"plugin": "transport-fixture", "name": "a"}],
+        "security": {"keys": [{"id": 1, "file": "/etc/ctsync/sync.key"}]}})");
     EXPECT_EQ(
         formatted(report),
         (std::vector<std::string>{
@@ -173,6 +175,34 @@ TEST(DaemonConfig, UnreadableFileIsAnIssue) {
     ASSERT_EQ(report.issues.size(), 1u);
     EXPECT_EQ(format_issue(report.issues[0]),
               ".: cannot read config file '/nonexistent/ctsyncd.json': No such file or directory");
+}
+
+TEST(DaemonConfig, ReplicationAndSecurityAreCheckedTogether) {
+    ConfigReport report;
+    auto config = parse_daemon_config(R"({"node": {"id": 1},
+        "transports": [{"plugin": "transport-fixture"}],
+        "replication": {"mode": "sometimes", "alive_interval_ms": 500, "peer_timeout_ms": 600},
+        "security": {"keys": [{"id": 1, "file": "/k1"}, {"id": 1, "file": "/k2"}, {"id": 300, "file": "/k3"}],
+                     "send_key_id": 9}})",
+                                      "test", report);
+    ASSERT_TRUE(config);
+    const auto messages = formatted(report);
+    auto has = [&](const std::string& needle) {
+        return std::any_of(messages.begin(), messages.end(),
+                           [&](const std::string& m) { return m.find(needle) != std::string::npos; });
+    };
+    EXPECT_TRUE(has(".replication.mode")) << testing::PrintToString(messages);
+    EXPECT_TRUE(has(".replication.peer_timeout_ms: must exceed twice alive_interval_ms (500 ms)"));
+    EXPECT_TRUE(has(".security.keys[1].id: key id 1 is given twice"));
+    EXPECT_TRUE(has(".security.keys[2].id"));
+    EXPECT_TRUE(has(".security.send_key_id: key id 9 is not among .security.keys"));
+    ConfigReport missing;
+    parse_daemon_config(R"({"node": {"id": 1}, "transports": [{"plugin": "transport-fixture"}]})", "test",
+                        missing);
+    EXPECT_EQ(formatted(missing),
+              std::vector<std::string>{".security.keys: transports are configured, so at least "
+                                       "one key is required: every datagram is authenticated "
+                                       "(see docs/CONFIG.md, security)"});
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ TEST(CtsyncdRun, ServesControlAndShutsDownCleanlyOnSigterm) {
     config["filters"] = {{{"plugin", "filter-fixture"}, {"name", "ports"}, {"config", {{"label", "x"}}}}};
     config["transports"] = {{{"plugin", "transport-fixture"}, {"name", "link-a"}},
                             {{"plugin", "transport-fixture"}, {"name", "link-b"}}};
+    add_sync_key(config, dir.path());
     auto file = write_config(dir.path(), config);
     auto daemon = start_daemon(file);
 
@@ -35,7 +36,8 @@ TEST(CtsyncdRun, ServesControlAndShutsDownCleanlyOnSigterm) {
     EXPECT_EQ(status["node_id"], 11);
     EXPECT_EQ(status["node_name"], "fw11");
     EXPECT_EQ(status["pid"], daemon->pid());
-    EXPECT_EQ(status["role"], "INIT");
+    EXPECT_EQ(status["role"], "BACKUP");  // replication.initial_role's default, with transports configured
+    EXPECT_EQ(status["replication"]["links"].size(), 2u);
     EXPECT_EQ(status["plugins"], 3);
     EXPECT_EQ(status["control_socket"], (dir / "ctsyncd.sock").string());
     EXPECT_EQ(status["config_file"], file.string());

@@ -26,6 +26,17 @@ inline nlohmann::json instance_config(const std::filesystem::path& dir, int node
               {"log", {{"level", "debug"}}}}}};
 }
 
+// Writes a pre-shared key (mode 0600) into `dir` and points the config's security section at it: every
+// config with transports needs one.
+inline void add_sync_key(nlohmann::json& config, const std::filesystem::path& dir) {
+    const auto key = dir / "sync.key";
+    write_file(key, std::string(64, 'c') + "\n");
+    std::filesystem::permissions(key,
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::replace);
+    config["security"] = {{"keys", {{{"id", 1}, {"file", key.string()}}}}};
+}
+
 inline std::filesystem::path write_config(const std::filesystem::path& dir, const nlohmann::json& config,
                                           const std::string& name = "ctsyncd.json") {
     auto file = dir / name;

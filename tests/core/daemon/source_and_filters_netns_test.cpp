@@ -25,6 +25,7 @@ TEST(SourceAndFilters, FiltersDecideWhatTheInternalCacheHolds) {
                           {"name", "bgp"},
                           {"config", {{"label", "y"}, {"min_port", 179}, {"max_port", 179}}}}};
     config["transports"] = {{{"plugin", "transport-fixture"}}};  // a plugin after the source and the filters
+    add_sync_key(config, dir.path());
     auto file = write_config(dir.path(), config);
     for (int port : {22, 80, 179, 443}) {
         auto r = run(ns.exec({"conntrack", "-I", "-p", "tcp", "-s", "192.0.2.1", "-d", "198.51.100.1",
