@@ -649,8 +649,11 @@ void Engine::run_bulk(Clock::time_point now) {
         job.total = static_cast<std::uint32_t>(job.flows.size() + job.expectations.size());
         job.started = true;
         if (auto it = peers_.find(job.requester); it != peers_.end()) {
+            // From the start marker on, the requester needs every datagram: hold them for it.
             it->second->resync_pending = false;
-            it->second->restart_seq = next_seq_;  // the datagram being built carries the start marker
+            it->second->restart_seq = next_seq_;  // the datagram being built (or the next) carries the marker
+            it->second->acked = next_seq_ - 1;
+            it->second->follows = true;
         }
         job.begun = job.last_progress = now;
         last_bulk_run_ = now;
@@ -855,7 +858,13 @@ void Engine::receive_data(Peer& peer, std::uint64_t seq, std::vector<Record> rec
         peer.expected = seq;
         peer.reorder.clear();
     } else if (seq > peer.expected && starts_my_bulk(records)) {
-        // The sender could not repair our gap and restarts us from here: keep what we hold, then jump.
+        // The sender could not repair our gap and restarts us from here: keep what we hold, then jump. A bulk
+        // in progress is abandoned first: with records missing, its end must not sweep anything.
+        if (peer.in_bulk) {
+            log_.warn(fmt::format("event=bulk_abandoned node={} bulk_id={} received={}", peer.node,
+                                  peer.bulk_id, peer.bulk_received));
+            peer.in_bulk = false;
+        }
         for (auto it = peer.reorder.begin(); it != peer.reorder.end() && it->first < seq;) {
             apply(peer, it->first, it->second);
             it = peer.reorder.erase(it);

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Replication between real ctsyncd processes in network namespaces: a primary and two backups on a sync
+// switch (two bridges: two links), the primary's kernel table filled with 100k NATed entries by ctnetlink
+// while everything runs; afterwards both backups' external caches must equal the primary's kernel table
+// exactly (every identity, every field but the timer). Over transport-mcast and transport-tcp; with 5 % and
+// 20 % random loss on the sync link (nftables numgen); with a backup killed by SIGKILL in the middle of the
+// load and restarted; with the primary link silenced during the load.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <set>
+
+#include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/support/netns.hpp"
+
+namespace ctsync::test {
+namespace {
+
+using namespace std::chrono_literals;
+const std::string kCtInject = CTSYNC_CT_INJECT;
+constexpr int kFlows = 100000;
+
+void must(const std::vector<std::string>& argv) {
+    auto r = run(argv, 30s);
+    if (r.exit_code != 0) {
+        throw std::runtime_error("command failed: " + r.err);
+    }
+}
+
+// "src sport" of every entry ct-inject made, from the kernel itself.
+std::set<std::string> kernel_identities(const NetNs& ns) {
+    auto listing = run(ns.exec({"conntrack", "-L"}), 60s).out;
+    std::set<std::string> out;
+    std::size_t pos = 0;
+    while (pos < listing.size()) {
+        auto end = listing.find('\n', pos);
+        if (end == std::string::npos) {
+            end = listing.size();
+        }
+        const std::string line = listing.substr(pos, end - pos);
+        pos = end + 1;
+        auto src = line.find("src=");
+        auto sport = line.find("sport=");
+        if (src != std::string::npos && sport != std::string::npos) {
+            out.insert(line.substr(src + 4, line.find(' ', src) - src - 4) + " " +
+                       line.substr(sport + 6, line.find(' ', sport) - sport - 6));
+        }
+    }
+    return out;
+}
+
+// Flows keyed by "src sport", without what differs between nodes by design (the timer: weak policy).
+std::map<std::string, nlohmann::json> comparable(const nlohmann::json& dump) {
+    std::map<std::string, nlohmann::json> out;
+    for (auto f : dump["flows"]) {
+        f.erase("timeout");
+        out[f["original"]["src"].get<std::string>() + " " +
+            std::to_string(f["original"]["sport"].get<int>())] = f;
+    }
+    return out;
+}
+
+nlohmann::json dump_cache(const std::filesystem::path& config, bool external) {
+    std::vector<std::string> argv = {kCtsyncctl, "-C",   config.string(), "--timeout",
+                                     "120000",   "dump", "--json"};
+    if (external) {
+        argv.push_back("--external");
+    }
+    auto r = run(argv, 130s);
+    return r.exit_code == 0 ? nlohmann::json::parse(r.out, nullptr, false) : nlohmann::json();
+}
+
+struct Node {
+    std::unique_ptr<NetNs> ns;
+    std::filesystem::path config;
+    std::unique_ptr<Process> daemon;
+    void start() { daemon = std::make_unique<Process>(ns->exec({kCtsyncd, "-C", config.string()})); }
+    nlohmann::json status() const { return ctl_json(config, "status", {}, 10000); }
+    std::int64_t stat(const std::string& name) const { return metric(ctl_json(config, "stats"), name); }
+};
+
+enum class Kind { kMcast, kTcp };
+
+class ReplicationLab {
+  public:
+    ReplicationLab(Kind kind, int links) : sw_("rsw") {
+        for (int l = 0; l < links; ++l) {
+            must(sw_.exec(
+                {"ip", "link", "add", fmt::format("br{}", l), "type", "bridge", "mcast_snooping", "0"}));
+            must(sw_.exec({"ip", "link", "set", fmt::format("br{}", l), "up"}));
+        }
+        const char* names[] = {"rp", "rb1", "rb2"};
+        for (int i = 0; i < 3; ++i) {
+            Node node;
+            node.ns = std::make_unique<NetNs>(names[i]);
+            for (int l = 0; l < links; ++l) {
+                const std::string port = fmt::format("s{}n{}", l, i + 1);
+                const std::string dev = fmt::format("sync{}", l);
+                must({"ip", "link", "add", dev, "netns", node.ns->name(), "type", "veth", "peer", port,
+                      "netns", sw_.name()});
+                must(sw_.exec({"ip", "link", "set", port, "master", fmt::format("br{}", l), "up"}));
+                must(node.ns->exec({"ip", "addr", "add", address(l, i) + "/24", "dev", dev}));
+                must(node.ns->exec({"ip", "link", "set", dev, "up"}));
+            }
+            auto config = instance_config(dir_.path(), i + 1);
+            const std::string tag = names[i];
+            config["daemon"]["lock_file"] = (dir_ / (tag + ".lock")).string();
+            config["daemon"]["control_socket"] = (dir_ / (tag + ".sock")).string();
+            config["daemon"]["log"] = {{"level", "info"}, {"file", (dir_ / (tag + ".log")).string()}};
+            config["source"] = {{"plugin", "source-ctnetlink"},
+                                {"config", {{"expectations", false}, {"event_buffer_max_bytes", 268435456}}}};
+            nlohmann::json transports = nlohmann::json::array();
+            for (int l = 0; l < links; ++l) {
+                nlohmann::json t;
+                if (kind == Kind::kMcast) {
+                    t = {{"plugin", "transport-mcast"},
+                         {"name", fmt::format("link{}", l)},
+                         {"config", {{"interface", fmt::format("sync{}", l)}, {"group", "239.255.0.1"}}}};
+                } else {
+                    nlohmann::json peers = nlohmann::json::array();
+                    for (int p = 0; p < 3; ++p) {
+                        if (p != i) {
+                            peers.push_back(address(l, p) + ":3782");
+                        }
+                    }
+                    t = {{"plugin", "transport-tcp"},
+                         {"name", fmt::format("link{}", l)},
+                         {"config", {{"listen", address(l, i) + ":3782"}, {"peers", peers}}}};
+                }
+                transports.push_back(t);
+            }
+            config["transports"] = transports;
+            config["replication"] = {{"initial_role", i == 0 ? "primary" : "backup"},
+                                     {"alive_interval_ms", 100},
+                                     {"peer_timeout_ms", 1500},
+                                     {"link_silence_ms", 600},
+                                     {"bulk_rate", 50000}};
+            add_sync_key(config, dir_.path());
+            node.config = write_config(dir_.path(), config, tag + ".json");
+            nodes_.push_back(std::move(node));
+        }
+    }
+    ~ReplicationLab() {
+        if (::testing::Test::HasFailure()) {
+            for (const char* tag : {"rp", "rb1", "rb2"}) {
+                auto log = read_file(dir_ / (std::string(tag) + ".log"));
+                std::cerr << "---- " << tag << " log (tail) ----\n"
+                          << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << "\n";
+            }
+        }
+    }
+    static std::string address(int link, int node) {
+        return fmt::format("{}.{}", link == 0 ? "198.51.100" : "203.0.113", node + 1);
+    }
+    Node& primary() { return nodes_[0]; }
+    Node& backup(int i) { return nodes_[i]; }
+    const NetNs& sw() const { return sw_; }
+    void start_all() {
+        for (auto& n : nodes_) {
+            n.start();
+        }
+        ASSERT_TRUE(wait_until(
+            [&] {
+                for (auto& n : nodes_) {
+                    if (n.status().is_null()) {
+                        return false;
+                    }
+                }
+                return true;
+            },
+            20s, 100ms));
+    }
+    // Random loss on every node's input from the sync links, as the issue asks: nftables numgen.
+    void add_loss(int percent) {
+        for (auto& n : nodes_) {
+            must(n.ns->exec(
+                {"nft", fmt::format("add table inet ctsync_loss; add chain inet ctsync_loss in {{ type "
+                                    "filter hook input priority 0; }}; add rule inet ctsync_loss in "
+                                    "iifname \"sync*\" numgen random mod 100 < {} drop",
+                                    percent)}));
+        }
+    }
+    // Waits until both backups hold exactly the primary's kernel table; reports what differs otherwise.
+    void expect_converged(std::chrono::seconds limit) {
+        const auto kernel = kernel_identities(*primary().ns);
+        ASSERT_GE(kernel.size(), static_cast<std::size_t>(kFlows));
+        for (int b : {1, 2}) {
+            ASSERT_TRUE(wait_until(
+                [&] {
+                    auto s = backup(b).status();
+                    return !s.is_null() && s["tables"]["external_flows"] == kernel.size();
+                },
+                limit, 200ms))
+                << "backup " << b << ": " << backup(b).status().dump()
+                << "\nprimary: " << primary().status().dump() << "\nkernel: " << kernel.size();
+        }
+        const auto table = comparable(dump_cache(primary().config, false));
+        ASSERT_EQ(table.size(), kernel.size());
+        for (const auto& [identity, flow] : table) {
+            ASSERT_EQ(kernel.count(identity), 1u) << identity;
+        }
+        for (int b : {1, 2}) {
+            const auto external = comparable(dump_cache(backup(b).config, true));
+            ASSERT_EQ(external.size(), kernel.size()) << "backup " << b;
+            std::size_t differ = 0;
+            for (const auto& [identity, flow] : table) {
+                auto it = external.find(identity);
+                if (it == external.end() || it->second != flow) {
+                    if (++differ <= 3) {
+                        ADD_FAILURE() << "backup " << b << " differs on " << identity << ": "
+                                      << (it == external.end() ? std::string("missing") : it->second.dump())
+                                      << " vs " << flow.dump();
+                    }
+                }
+            }
+            EXPECT_EQ(differ, 0u) << "backup " << b;
+        }
+    }
+
+  private:
+    TempDir dir_;
+    NetNs sw_;
+    std::vector<Node> nodes_;
+};
+
+void load(ReplicationLab& lab) {
+    ASSERT_EQ(
+        run(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}), 60s).exit_code,
+        0);
+}
+
+class ReplicationTransports : public ::testing::TestWithParam<Kind> {};
+
+TEST_P(ReplicationTransports, ThreeNodesHoldThePrimaryTableExactly) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(GetParam(), 1);
+    lab.start_all();
+    load(lab);
+    lab.expect_converged(90s);
+    EXPECT_EQ(lab.backup(1).stat("replication.rx_dropped_bad_tag"), 0);
+    EXPECT_EQ(lab.backup(1).stat("replication.rx_malformed"), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, ReplicationTransports, ::testing::Values(Kind::kMcast, Kind::kTcp),
+                         [](const ::testing::TestParamInfo<Kind>& p) {
+                             return p.param == Kind::kMcast ? std::string("mcast") : std::string("tcp");
+                         });
+
+class ReplicationLoss : public ::testing::TestWithParam<int> {};
+
+TEST_P(ReplicationLoss, ConvergesExactlyAndCountsRetransmissions) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(Kind::kMcast, 1);
+    lab.add_loss(GetParam());
+    lab.start_all();
+    load(lab);
+    lab.expect_converged(120s);
+    EXPECT_GT(lab.primary().stat("replication.retransmits"), 0);
+    EXPECT_GT(lab.backup(1).stat("replication.nacks_sent") + lab.backup(2).stat("replication.nacks_sent"), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Percent, ReplicationLoss, ::testing::Values(5, 20),
+                         [](const ::testing::TestParamInfo<int>& p) {
+                             return fmt::format("loss_{}pct", p.param);
+                         });
+
+TEST(Replication, BackupKilledMidLoadRecoversByBulkWithProgress) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(Kind::kMcast, 1);
+    lab.start_all();
+    Process inject(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto s = lab.backup(1).status();
+            return !s.is_null() && s["tables"]["external_flows"].get<int>() > 5000;
+        },
+        30s, 20ms));
+    ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
+    lab.backup(1).daemon->wait(5s);
+    ASSERT_TRUE(inject.wait(60s).has_value());
+    lab.backup(1).start();
+    lab.expect_converged(120s);
+    auto r = lab.backup(1).status()["replication"];
+    ASSERT_EQ(r["peers"].size(), 2u) << r.dump();
+    EXPECT_TRUE(r["complete"].get<bool>()) << r.dump();
+    // The restarted backup received the whole table by bulk and said how far it was on the way.
+    EXPECT_GE(lab.backup(1).stat("replication.bulks_completed"), 1);
+    EXPECT_GE(lab.primary().stat("replication.bulks_served"), 1);
+    const auto log = read_file(lab.backup(1).config.parent_path() / "rb1.log");
+    EXPECT_NE(log.find("event=bulk_progress node=1"), std::string::npos);
+    EXPECT_NE(log.find("event=bulk_complete node=1"), std::string::npos);
+}
+
+TEST(Replication, SilencedPrimaryLinkFailsOverAndLosesNothing) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(Kind::kMcast, 2);
+    lab.start_all();
+    Process inject(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto s = lab.backup(1).status();
+            return !s.is_null() && s["tables"]["external_flows"].get<int>() > 5000;
+        },
+        30s, 20ms));
+    // Silence, not carrier loss: the switch drops everything on the first link; every port keeps its carrier.
+    must(lab.sw().exec({"nft",
+                        "add table bridge ctsync_cut; add chain bridge ctsync_cut cutfw { type filter hook "
+                        "forward priority 0; }; add rule bridge ctsync_cut cutfw iifname \"s0n*\" drop"}));
+    const auto cut = std::chrono::steady_clock::now();
+    ASSERT_TRUE(wait_until([&] { return lab.primary().stat("replication.link_failovers") >= 1; }, 10s, 20ms));
+    const auto moved_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cut).count();
+    ASSERT_TRUE(inject.wait(60s).has_value());
+    lab.expect_converged(120s);
+    // Within the configured silence (600 ms) plus the ALIVE period and the polling above.
+    EXPECT_LE(moved_ms, 600 + 100 + 400) << "link failover took " << moved_ms << " ms";
+    auto links = lab.primary().status()["replication"]["links"];
+    EXPECT_FALSE(links[0]["active"].get<bool>()) << links.dump();
+    EXPECT_TRUE(links[1]["active"].get<bool>()) << links.dump();
+    std::cerr << "link failover after " << moved_ms << " ms of silence\n";
+}
+
+}  // namespace
+}  // namespace ctsync::test
