@@ -180,7 +180,7 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
       peers_gauge_(metrics.gauge("replication.peers_live", "peers heard within peer_timeout")),
       metrics_(metrics) {
     for (const char* reason : {"truncated", "bad_magic", "bad_version", "bad_type", "bad_header",
-                               "bad_length", "unknown_key", "bad_tag"}) {
+                               "bad_length", "unknown_key", "not_encrypted", "bad_tag"}) {
         rx_auth_drops_[reason] =
             &metrics.counter(fmt::format("replication.rx_dropped_{}", reason),
                              fmt::format("datagrams dropped before authentication succeeded: {}", reason));
@@ -578,7 +578,9 @@ void Engine::handle_nack(Peer& peer, const wire::Nack& nack) {
     std::size_t budget = kMaxRetransmitsPerNack;
     for (const auto& [first, last] : nack.ranges) {
         const std::uint64_t end = std::min(last, next_seq_ - 1);
-        for (std::uint64_t seq = first; seq <= end && budget > 0; ++seq, --budget) {
+        for (std::uint64_t seq = std::max(first, peer.restart_seq); seq <= end && budget > 0;
+             ++seq, --budget) {
+            // (Below its restart point: what it had before its bulk started, which the bulk replaces.)
             if (seq < resend_base_ || options_.mode != EngineOptions::Mode::kReliable) {
                 // No longer held: the peer cannot catch up record by record; it gets the whole table.
                 resend_overflows_.add();
@@ -781,12 +783,14 @@ void Engine::on_datagram(std::size_t link_index, std::span<const std::byte> data
     }
     bool fresh = false;
     Peer& peer = peer_for(header.node_id, header.epoch, fresh);
+    const auto now = Clock::now();
+    // An authentic datagram proves this link works even when it is the losing copy of one sent on every
+    // link (control, or parallel mode), which the replay window then drops.
+    links_[link_index]->last_rx = now;
     if (!peer.window.accept(header.packet)) {
         rx_replayed_.add();
         return;
     }
-    const auto now = Clock::now();
-    links_[link_index]->last_rx = now;
     peer.last_rx = now;
     if (!peer.live) {
         peer.live = true;

@@ -74,7 +74,7 @@ std::optional<std::array<std::uint8_t, kKeyBytes>> read_key_file(const std::file
         decoded != kKeyBytes) {
         error = fmt::format(
             "key file '{}' must hold 64 hex digits or 32 raw bytes (found {} bytes); create one "
-            "with: head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE",
+            "with: (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE)",
             path.string(), content.size());
         return std::nullopt;
     }
@@ -153,6 +153,11 @@ bool Keyring::open(std::span<const std::byte> datagram, Header& header, std::vec
     auto key = keys_.find(header.key_id);
     if (key == keys_.end()) {
         reason = "unknown_key";
+        return false;
+    }
+    if (encrypt_ && (header.flags & kFlagEncrypted) == 0) {
+        reason =
+            "not_encrypted";  // this node requires encryption: refuse plain datagrams, even authentic ones
         return false;
     }
     const auto nonce = nonce_of(header);

@@ -46,7 +46,7 @@ class Keyring {
 
     // Verifies a received datagram. On success fills `header` and `payload` (decrypted). On failure returns
     // false with `reason` one of: truncated, bad_magic, bad_version, bad_type, bad_header, bad_length,
-    // unknown_key, bad_tag.
+    // unknown_key, not_encrypted (this keyring encrypts and the datagram is plain), bad_tag.
     bool open(std::span<const std::byte> datagram, Header& header, std::vector<std::byte>& payload,
               std::string& reason) const;
 

@@ -211,6 +211,11 @@ TEST(WireSeal, AuthenticatesAndOptionallyEncrypts) {
         std::vector<std::byte> opened;
         std::string reason;
         ASSERT_TRUE(keyring(1, false).open(sealed, out, opened, reason)) << reason;
+        // A node that encrypts refuses plain datagrams, even authentic ones.
+        EXPECT_EQ(keyring(1, true).open(sealed, out, opened, reason), encrypt);
+        if (!encrypt) {
+            EXPECT_EQ(reason, "not_encrypted");
+        }
         EXPECT_EQ(opened, payload);
         EXPECT_EQ(out.packet, 3u);
         EXPECT_FALSE(keyring(2, false).open(sealed, out, opened, reason));
