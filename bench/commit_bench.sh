@@ -16,38 +16,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CTSYNC_BUILD_DIR:-${ROOT}/build}/bin"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(100000 200000)
-PREFIX="ctsync-b$$-"
-WORK="$(mktemp -d /tmp/ctsync-bench-XXXXXX)"
-PIDS=()
+source "${ROOT}/bench/lib.sh"
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "${pid}" 2>/dev/null || true
-    done
-    PIDS=()
-    for ns in $(ip netns list | awk '{print $1}' | grep "^${PREFIX}" || true); do ip netns del "${ns}"; done
-}
-trap 'cleanup; [[ -n "${CTSYNC_BENCH_KEEP:-}" ]] && echo "kept ${WORK}" >&2 || rm -rf "${WORK}"' EXIT INT TERM
-
-ns_new() { ip netns add "${PREFIX}$1"; ip -n "${PREFIX}$1" link set lo up; }
-in_ns() { local ns="${PREFIX}$1"; shift; ip netns exec "${ns}" "$@"; }
-now_ms() { date +%s%3N; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-# Waits (bounded) until a command's output equals a value.
-wait_for() {
-    local want="$1" limit="$2"; shift 2
-    for _ in $(seq "$((limit * 100))"); do
-        [[ "$("$@" 2>/dev/null)" == "${want}" ]] && return 0
-        sleep 0.01
-    done
-    echo "timed out waiting for '$*' to print ${want} (last: $("$@" 2>&1 | tail -1))" >&2
-    for sock in "${WORK}"/*.sock; do  # what the daemons say, for the post-mortem
-        [[ -S ${sock} ]] && "${BIN}/ctsyncctl" -S "${sock}" stats >"${sock%.sock}.stats" 2>&1 || true
-    done
-    return 1
-}
 # Background processes are started with `ip netns exec` directly (it execs), so that $! is their own PID.
 listener() { ip netns exec "${PREFIX}$1" conntrack -E >/dev/null 2>&1 & PIDS+=("$!"); }
 ct_count() { in_ns "$1" conntrack -C; }
@@ -60,39 +30,6 @@ ctsync_config() { # name node_id [write_threads]
 JSON
 }
 ctsync_flows() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" --timeout 120000 status --json | sed -n 's/.*"internal_flows": \([0-9]*\).*/\1/p'; }
-conntrackd_config() { # name local_ip peer_ip dev
-    cat >"${WORK}/$1.conf" <<CONF
-Sync {
-    Mode FTFW {
-    }
-    UDP {
-        IPv4_address $2
-        IPv4_Destination_Address $3
-        Port 3780
-        Interface $4
-        SndSocketBuffer 24985600
-        RcvSocketBuffer 24985600
-        Checksum on
-    }
-}
-General {
-    HashSize 262144
-    HashLimit 1048576
-    LogFile ${WORK}/$1.log
-    Syslog off
-    LockFile ${WORK}/$1.lock
-    UNIX {
-        Path ${WORK}/$1.sock
-    }
-    NetlinkBufferSize 2097152
-    NetlinkBufferSizeMaxGrowth 268435456
-    NetlinkOverrunResync on
-}
-CONF
-}
-cd_external() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache external:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
-cd_internal() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache internal:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
-
 echo "# ctsync commit benchmark"
 echo "command: bench/commit_bench.sh ${SIZES[*]}"
 echo "machine: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {print $2/1048576 " GiB"}' /proc/meminfo)"

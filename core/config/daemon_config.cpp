@@ -76,6 +76,14 @@ const ConfigKey kReplicationKeys[] = {
      .description = "The delayed policy's window.",
      .min = 1,
      .max = 600000},
+    {.name = "flush_interval_ms",
+     .type = KeyType::kInteger,
+     .default_json = "10",
+     .description =
+         "Changes wait this long before they are sent: every change of a flow within it becomes one "
+         "record, and records share datagrams (0: send after each burst of kernel events).",
+     .min = 0,
+     .max = 1000},
     {.name = "initial_role",
      .type = KeyType::kEnum,
      .default_json = "\"backup\"",
@@ -288,6 +296,7 @@ void parse_replication(const nlohmann::json& r, EngineOptions& o, ConfigReport& 
                : policy == "delayed" ? EngineOptions::Policy::kDelayed
                                      : EngineOptions::Policy::kWeak;
     o.delay = std::chrono::milliseconds(int_of(r, "delay_ms", 2000));
+    o.flush_interval = std::chrono::milliseconds(int_of(r, "flush_interval_ms", 10));
     o.sending = r["initial_role"].is_string() && r["initial_role"].get<std::string>() == "primary";
     o.resend_queue_bytes = static_cast<std::size_t>(int_of(r, "resend_queue_bytes", 64 << 20));
     o.bulk_rate = static_cast<std::uint32_t>(int_of(r, "bulk_rate", 100000));

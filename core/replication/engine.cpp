@@ -139,6 +139,7 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
       protos_(protos),
       log_(log),
       tick_timer_(executor),
+      flush_timer_(executor),
       tx_datagrams_(metrics.counter("replication.tx_datagrams", "datagrams sent (each link counts once)")),
       tx_bytes_(metrics.counter("replication.tx_bytes", "bytes sent, headers and tags included")),
       tx_records_(metrics.counter("replication.tx_records", "flow and expectation records sent")),
@@ -232,6 +233,8 @@ void Engine::stop() {
     }
     stopped_ = true;
     tick_timer_.cancel();
+    flush_timer_.cancel();
+    flush_scheduled_ = false;
 }
 
 void Engine::set_sending(bool sending) {
@@ -379,11 +382,22 @@ void Engine::schedule_flush() {
         return;
     }
     flush_scheduled_ = true;
-    // After the current burst of events: changes to one flow within it coalesce into one record.
-    asio::post(executor_, [this] {
+    auto run = [this] {
         flush_scheduled_ = false;
         if (!stopped_) {
             flush();
+        }
+    };
+    if (options_.flush_interval.count() == 0) {
+        asio::post(executor_, run);  // after the current burst of events
+        return;
+    }
+    // Every change within the window coalesces into one record per flow (a short connection's whole life,
+    // SYN to TIME_WAIT, becomes one full record) and the records share datagrams.
+    flush_timer_.expires_after(options_.flush_interval);
+    flush_timer_.async_wait([run](const boost::system::error_code& ec) {
+        if (!ec) {
+            run();
         }
     });
 }

@@ -122,6 +122,7 @@ class Engine final : public CacheObserver {
     const ProtoTable& protos_;
     sdk::Logger& log_;
     boost::asio::steady_timer tick_timer_;
+    boost::asio::steady_timer flush_timer_;
     bool stopped_ = true;
 
     std::vector<std::unique_ptr<Link>> links_;

@@ -15,6 +15,7 @@ struct EngineOptions {
 
     Mode mode = Mode::kReliable;
     Policy policy = Policy::kWeak;
+    std::chrono::milliseconds flush_interval{10};   // changes wait this long to coalesce and share datagrams
     std::chrono::milliseconds delay{2000};          // delayed policy: flows ending inside it are never sent
     std::size_t resend_queue_bytes = 64u << 20;     // per node; overflow costs the lagging peer a bulk
     std::uint32_t bulk_rate = 100000;               // entries per second

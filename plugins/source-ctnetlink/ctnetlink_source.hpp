@@ -19,7 +19,7 @@ struct nlmsghdr;
 namespace ctnetlink {
 
 struct SourceOptions {
-    std::size_t event_buffer_bytes = 4u << 20;
+    std::size_t event_buffer_bytes = 32u << 20;
     std::size_t event_buffer_max_bytes = 64u << 20;
     bool reliable_events = false;
     bool expectations = true;

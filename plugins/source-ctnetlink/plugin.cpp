@@ -10,8 +10,9 @@ using namespace ctsync::sdk;
 const ConfigKey kKeys[] = {
     {.name = "event_buffer_bytes",
      .type = KeyType::kInteger,
-     .default_json = "4194304",
-     .description = "Initial receive buffer of the event socket.",
+     .default_json = "33554432",
+     .description = "Initial receive buffer of the event socket (a limit, not an allocation): 32 MiB hold a "
+                    "burst of about 100k events without an overrun and its repair by a full dump.",
      .min = 65536,
      .max = 1073741824},
     {.name = "event_buffer_max_bytes",

@@ -2,9 +2,10 @@
 // lab-peer: the endpoints of lab traffic, run inside test namespaces.
 //   lab-peer tcp-server PORT        accept forever; "220 ready" banner; answers PASV with 227 (FTP-like),
 //                                   PORT with 200, anything else is echoed
-//   lab-peer tcp-client HOST PORT [--send LINE]... [--hold-ms N]
+//   lab-peer tcp-client HOST PORT [--send LINE]... [--hold-ms N] [--repeat N]
 //                                   connect, send each line and wait for its answer, keep the connection open
-//                                   for N ms, exit 0 when every answer came
+//                                   for N ms, exit 0 when every answer came; --repeat: that many connections,
+//                                   one after the other (short flows for benchmarks)
 //   lab-peer udp-server PORT        echo datagrams forever
 //   lab-peer udp-client HOST PORT   send one datagram, exit 0 when it is echoed (2 s)
 // Every wait is bounded; the test kills servers by PID.
@@ -120,7 +121,7 @@ int tcp_server(const char* port) {
 }
 
 int tcp_client(const char* host, const char* port, const std::vector<std::string>& lines, int hold_ms) {
-    addrinfo* ai = resolve(host, port, SOCK_STREAM, false);
+    static addrinfo* ai = resolve(host, port, SOCK_STREAM, false);  // once: --repeat reuses it
     if (ai == nullptr) {
         return fail("resolve");
     }
@@ -139,7 +140,9 @@ int tcp_client(const char* host, const char* port, const std::vector<std::string
         if (!read_line(fd, answer, 5000)) {
             return fail("answer to " + line);
         }
-        std::printf("%s\n", answer.c_str());
+        if (std::getenv("LAB_PEER_QUIET") == nullptr) {
+            std::printf("%s\n", answer.c_str());
+        }
     }
     std::fflush(stdout);
     if (hold_ms > 0) {
@@ -212,17 +215,26 @@ int main(int argc, char** argv) {
     if (mode == "tcp-client") {
         std::vector<std::string> lines;
         int hold_ms = 0;
+        int repeat = 1;
         for (int i = 4; i + 1 < argc; i += 2) {
             if (std::strcmp(argv[i], "--send") == 0) {
                 lines.emplace_back(argv[i + 1]);
             } else if (std::strcmp(argv[i], "--hold-ms") == 0) {
                 hold_ms = std::atoi(argv[i + 1]);
+            } else if (std::strcmp(argv[i], "--repeat") == 0) {
+                repeat = std::atoi(argv[i + 1]);
             } else {
                 std::fprintf(stderr, "lab-peer: unknown option %s\n", argv[i]);
                 return 2;
             }
         }
-        return tcp_client(argv[2], argv[3], lines, hold_ms);
+        for (int n = 0; n < repeat; ++n) {
+            if (int rc = tcp_client(argv[2], argv[3], lines, hold_ms); rc != 0) {
+                std::fprintf(stderr, "lab-peer: connection %d of %d failed\n", n + 1, repeat);
+                return rc;
+            }
+        }
+        return 0;
     }
     std::fprintf(stderr, "lab-peer: unknown mode %s\n", mode.c_str());
     return 2;

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Helpers shared by the benchmarks: namespaces with a per-run prefix, bounded waits, cleanup of what the run
+# started (by PID), and a conntrackd FTFW configuration. Sourced; expects ROOT and BIN to be set.
+PREFIX="ctsync-b$$-"
+WORK="$(mktemp -d /tmp/ctsync-bench-XXXXXX)"
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "${pid}" 2>/dev/null || true
+    done
+    PIDS=()
+    for ns in $(ip netns list | awk '{print $1}' | grep "^${PREFIX}" || true); do ip netns del "${ns}"; done
+}
+trap 'cleanup; [[ -n "${CTSYNC_BENCH_KEEP:-}" ]] && echo "kept ${WORK}" >&2 || rm -rf "${WORK}"' EXIT INT TERM
+
+ns_new() { ip netns add "${PREFIX}$1"; ip -n "${PREFIX}$1" link set lo up; }
+in_ns() { local ns="${PREFIX}$1"; shift; ip netns exec "${ns}" "$@"; }
+now_ms() { date +%s%3N; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# Waits (bounded) until a command's output equals a value.
+wait_for() {
+    local want="$1" limit="$2"; shift 2
+    for _ in $(seq "$((limit * 100))"); do
+        [[ "$("$@" 2>/dev/null)" == "${want}" ]] && return 0
+        sleep 0.01
+    done
+    echo "timed out waiting for '$*' to print ${want} (last: $("$@" 2>&1 | tail -1))" >&2
+    for sock in "${WORK}"/*.sock; do  # what the daemons say, for the post-mortem
+        [[ -S ${sock} ]] && "${BIN}/ctsyncctl" -S "${sock}" stats >"${sock%.sock}.stats" 2>&1 || true
+    done
+    return 1
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of a process
+conntrackd_config() { # name local_ip peer_ip dev
+    cat >"${WORK}/$1.conf" <<CONF
+Sync {
+    Mode FTFW {
+    }
+    UDP {
+        IPv4_address $2
+        IPv4_Destination_Address $3
+        Port 3780
+        Interface $4
+        SndSocketBuffer 24985600
+        RcvSocketBuffer 24985600
+        Checksum on
+    }
+}
+General {
+    HashSize 262144
+    HashLimit 1048576
+    LogFile ${WORK}/$1.log
+    Syslog off
+    LockFile ${WORK}/$1.lock
+    UNIX {
+        Path ${WORK}/$1.sock
+    }
+    NetlinkBufferSize 2097152
+    NetlinkBufferSizeMaxGrowth 268435456
+    NetlinkOverrunResync on
+}
+CONF
+}
+cd_external() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache external:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
+cd_internal() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache internal:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
+
