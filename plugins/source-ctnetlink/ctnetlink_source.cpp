@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <utility>
 
 #include "flow_codec.hpp"
 
@@ -125,6 +126,7 @@ CtnetlinkSource::CtnetlinkSource(const ctsync::sdk::PluginContext& context, Sour
       log_(*context.logger),
       dump_retry_(context.executor),
       resync_timer_(context.executor),
+      batch_timer_(context.executor),
       buffer_(kReceiveBufferBytes),
       write_buffer_(options.write_batch_bytes + kMaxMessageBytes),
       events_new_(context.metrics->counter("events_new", "NEW events read from the kernel")),
@@ -154,6 +156,7 @@ void CtnetlinkSource::stop() noexcept {
     boost::system::error_code ignored;
     dump_retry_.cancel();
     resync_timer_.cancel();
+    batch_timer_.cancel();
     // The descriptors wrap sockets libmnl owns: release, never close, them.
     if (events_wait_) {
         events_wait_->cancel(ignored);
@@ -304,7 +307,28 @@ void CtnetlinkSource::read_events() {
                     resync_after_drain_ = false;
                     request_dump();
                 }
-                wait_events();
+                if (options_.event_batch.count() == 0 || !events_wait_) {
+                    wait_events();
+                    return;
+                }
+                // Let events gather before the next read. The socket leaves the reactor meanwhile:
+                // registered, every arriving event would wake the loop, and a wake-up costs more than reading
+                // an event.
+                events_wait_->release();
+                events_wait_.reset();
+                batch_timer_.expires_after(options_.event_batch);
+                batch_timer_.async_wait([this](const boost::system::error_code& ec) {
+                    if (ec || stopped_ || !events_) {
+                        return;
+                    }
+                    events_wait_ =
+                        std::make_unique<asio::posix::stream_descriptor>(context_.executor, events_->fd());
+                    if (std::exchange(kick_pending_, false)) {
+                        read_events();  // someone needs a read even if nothing arrives (see kick_events)
+                    } else {
+                        wait_events();  // ready at once if events gathered; otherwise sleeps until one comes
+                    }
+                });
                 return;
             }
             if (errno == ENOBUFS) {
@@ -334,7 +358,11 @@ void CtnetlinkSource::read_events() {
 }
 
 void CtnetlinkSource::kick_events() {
-    if (stopped_ || read_posted_ || !events_wait_) {
+    if (stopped_ || read_posted_) {
+        return;
+    }
+    if (!events_wait_) {
+        kick_pending_ = true;  // gathering a batch: the batch timer reads when it fires
         return;
     }
     boost::system::error_code ignored;

@@ -34,6 +34,9 @@ struct SourceOptions {
     std::string sysctl_path = "/proc/sys/net/netfilter/nf_conntrack_events";
     // Periodic full dump (mark and sweep); 0 disables. Repairs entries that emit no events.
     std::chrono::seconds resync_interval{300};
+    // After the event queue ran empty, the socket leaves the reactor this long so that events gather and one
+    // wake-up reads many (0: wait on the socket again at once).
+    std::chrono::microseconds event_batch{2000};
 };
 
 // Owns one libmnl socket.
@@ -106,6 +109,7 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::unique_ptr<boost::asio::posix::stream_descriptor> dump_wait_;
     boost::asio::steady_timer dump_retry_;
     boost::asio::steady_timer resync_timer_;
+    boost::asio::steady_timer batch_timer_;
     std::vector<char> buffer_;
     std::vector<char> write_buffer_;
 
@@ -121,7 +125,9 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::size_t event_buffer_requested_ = 0;  // what we asked for; grows on overrun up to the maximum
     std::uint32_t write_seq_ = 0;
     bool stopped_ = false;
-    bool read_posted_ = false;  // a read_events() is queued on the executor
+    bool read_posted_ = false;
+    bool kick_pending_ =
+        false;  // kick_events() came while a batch gathered  // a read_events() is queued on the executor
 
     ctsync::sdk::Counter& events_new_;
     ctsync::sdk::Counter& events_update_;

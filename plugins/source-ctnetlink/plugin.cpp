@@ -49,6 +49,14 @@ const ConfigKey kKeys[] = {
          "Full dump with mark and sweep every so often (0: never); repairs entries that emit no events.",
      .min = 0,
      .max = 86400},
+    {.name = "event_batch_us",
+     .type = KeyType::kInteger,
+     .default_json = "2000",
+     .description =
+         "Once the event queue is empty, let events gather this long before reading again, so that "
+         "one wake-up reads many (0: at once). Delays an event by at most this much.",
+     .min = 0,
+     .max = 100000},
     {.name = "write_threads",
      .type = KeyType::kInteger,
      .default_json = "2",
@@ -81,6 +89,7 @@ std::unique_ptr<Plugin> create(const PluginContext& context, const PluginConfig&
     options.write_threads = static_cast<std::size_t>(config.get_int("write_threads"));
     options.events_sysctl = config.get_string("events_sysctl");
     options.resync_interval = std::chrono::seconds(config.get_int("resync_interval_s"));
+    options.event_batch = std::chrono::microseconds(config.get_int("event_batch_us"));
     return std::make_unique<ctnetlink::CtnetlinkSource>(context, options);
 }
 
