@@ -8,9 +8,16 @@
 //                                   one after the other (short flows for benchmarks)
 //   lab-peer udp-server PORT        echo datagrams forever
 //   lab-peer udp-client HOST PORT   send one datagram, exit 0 when it is echoed (2 s)
+//   lab-peer mcast-capture GROUP PORT IFACE FILE [--type N]
+//                                   join an IPv4 group on IFACE, write the first datagram whose byte 5 is N
+//                                   (a ctsync datagram type; any when absent) to FILE (10 s)
+//   lab-peer mcast-send GROUP PORT IFACE FILE
+//                                   send FILE's bytes as one datagram to the group, TTL 1, out of IFACE
 // Every wait is bounded; the test kills servers by PID.
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -190,6 +197,78 @@ int udp_client(const char* host, const char* port) {
     return 0;
 }
 
+int mcast_socket(const char* iface, in_addr& local) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    ip_mreqn mreq{};
+    mreq.imr_ifindex = static_cast<int>(if_nametoindex(iface));
+    if (fd < 0 || mreq.imr_ifindex == 0) {
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface, static_cast<socklen_t>(std::strlen(iface)));
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq));
+    int ttl = 1;
+    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+    local.s_addr = htonl(INADDR_ANY);
+    return fd;
+}
+
+int mcast_capture(const char* group, const char* port, const char* iface, const char* file, int type) {
+    in_addr any{};
+    int fd = mcast_socket(iface, any);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(std::atoi(port)));
+    inet_pton(AF_INET, group, &addr.sin_addr);
+    ip_mreqn mreq{};
+    mreq.imr_multiaddr = addr.sin_addr;
+    mreq.imr_ifindex = static_cast<int>(if_nametoindex(iface));
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) != 0) {
+        return fail("join");
+    }
+    unsigned char buffer[65536];
+    for (int i = 0; i < 10000; ++i) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 10000) <= 0) {
+            return fail("nothing received");
+        }
+        ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+        if (n > 5 && (type < 0 || buffer[5] == type)) {
+            FILE* out = std::fopen(file, "wb");
+            if (out == nullptr ||
+                std::fwrite(buffer, 1, static_cast<std::size_t>(n), out) != static_cast<std::size_t>(n)) {
+                return fail("write");
+            }
+            std::fclose(out);
+            return 0;
+        }
+    }
+    return fail("no datagram of that type");
+}
+
+int mcast_send(const char* group, const char* port, const char* iface, const char* file) {
+    in_addr any{};
+    int fd = mcast_socket(iface, any);
+    FILE* in = std::fopen(file, "rb");
+    if (fd < 0 || in == nullptr) {
+        return fail("open");
+    }
+    unsigned char buffer[65536];
+    std::size_t n = std::fread(buffer, 1, sizeof(buffer), in);
+    std::fclose(in);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(std::atoi(port)));
+    inet_pton(AF_INET, group, &addr.sin_addr);
+    if (sendto(fd, buffer, n, 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+        static_cast<ssize_t>(n)) {
+        return fail("send");
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,6 +290,13 @@ int main(int argc, char** argv) {
     }
     if (mode == "udp-client") {
         return udp_client(argv[2], argv[3]);
+    }
+    if (mode == "mcast-capture" && argc >= 6) {
+        const int type = argc >= 8 && std::strcmp(argv[6], "--type") == 0 ? std::atoi(argv[7]) : -1;
+        return mcast_capture(argv[2], argv[3], argv[4], argv[5], type);
+    }
+    if (mode == "mcast-send" && argc >= 6) {
+        return mcast_send(argv[2], argv[3], argv[4], argv[5]);
     }
     if (mode == "tcp-client") {
         std::vector<std::string> lines;

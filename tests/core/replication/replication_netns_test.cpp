@@ -9,7 +9,9 @@
 #include <signal.h>
 
 #include <set>
+#include <thread>
 
+#include "core/wire/seal.hpp"
 #include "tests/core/daemon/daemon_test_util.hpp"
 #include "tests/support/netns.hpp"
 
@@ -18,6 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 const std::string kCtInject = CTSYNC_CT_INJECT;
+const std::string kLabPeer = CTSYNC_LAB_PEER;
+namespace wire = core::wire;
 constexpr int kFlows = 100000;
 
 void must(const std::vector<std::string>& argv) {
@@ -152,6 +156,17 @@ class ReplicationLab {
     static std::string address(int link, int node) {
         return fmt::format("{}.{}", link == 0 ? "198.51.100" : "203.0.113", node + 1);
     }
+    // A namespace on the first link's switch that is no node: it sees the group's traffic and can send to it.
+    NetNs& add_attacker() {
+        attacker_ = std::make_unique<NetNs>("ratk");
+        must({"ip", "link", "add", "atk0", "netns", attacker_->name(), "type", "veth", "peer", "s0n9",
+              "netns", sw_.name()});
+        must(sw_.exec({"ip", "link", "set", "s0n9", "master", "br0", "up"}));
+        must(attacker_->exec({"ip", "addr", "add", "198.51.100.9/24", "dev", "atk0"}));
+        must(attacker_->exec({"ip", "link", "set", "atk0", "up"}));
+        return *attacker_;
+    }
+    const std::filesystem::path& dir() const { return dir_.path(); }
     Node& primary() { return nodes_[0]; }
     Node& backup(int i) { return nodes_[i]; }
     const NetNs& sw() const { return sw_; }
@@ -221,6 +236,7 @@ class ReplicationLab {
     TempDir dir_;
     NetNs sw_;
     std::vector<Node> nodes_;
+    std::unique_ptr<NetNs> attacker_;
 };
 
 void load(ReplicationLab& lab) {
@@ -318,6 +334,101 @@ TEST(Replication, SilencedPrimaryLinkFailsOverAndLosesNothing) {
     EXPECT_FALSE(links[0]["active"].get<bool>()) << links.dump();
     EXPECT_TRUE(links[1]["active"].get<bool>()) << links.dump();
     std::cerr << "link failover after " << moved_ms << " ms of silence\n";
+}
+
+TEST(Replication, ForgedReplayedTruncatedGarbledDatagramsChangeNothing) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(Kind::kMcast, 1);
+    NetNs& attacker = lab.add_attacker();
+    lab.start_all();
+    ASSERT_EQ(run(lab.primary().ns->exec({kCtInject, "--count", "1000", "--nat"}), 30s).exit_code, 0);
+    for (int b : {1, 2}) {
+        ASSERT_TRUE(
+            wait_until([&] { return lab.backup(b).status()["tables"]["external_flows"].get<int>() >= 1000; },
+                       30s, 100ms));
+    }
+    // The attacker records one of the primary's data datagrams off the wire.
+    const auto genuine_file = lab.dir() / "genuine.bin";
+    Process capture(attacker.exec(
+        {kLabPeer, "mcast-capture", "239.255.0.1", "3781", "atk0", genuine_file.string(), "--type", "1"}));
+    ASSERT_TRUE(wait_until([&] { return capture.running(); }, 5s, 10ms));
+    std::this_thread::sleep_for(300ms);  // (the join must precede the datagram; nothing else to wait on)
+    ASSERT_EQ(
+        run(lab.primary().ns->exec({kCtInject, "--count", "10", "--first", "5000", "--nat"}), 30s).exit_code,
+        0);
+    ASSERT_EQ(capture.wait(15s), std::optional<int>(0)) << capture.err();
+    const std::string genuine = read_file(genuine_file);
+    ASSERT_GT(genuine.size(), wire::kHeaderSize + wire::kTagBytes);
+    for (int b : {1, 2}) {
+        ASSERT_TRUE(
+            wait_until([&] { return lab.backup(b).status()["tables"]["external_flows"].get<int>() >= 1010; },
+                       30s, 100ms));
+    }
+
+    // A flow record sealed with a key the cluster does not have, claiming to come from the primary.
+    sdk::FlowState forged_flow;
+    forged_flow.original.family = forged_flow.reply.family = sdk::Family::kIpv4;
+    forged_flow.original.protocol = forged_flow.reply.protocol = sdk::l4::kTcp;
+    forged_flow.original.src.bytes = {203, 0, 113, 77};
+    forged_flow.original.dst.bytes = {203, 0, 113, 78};
+    forged_flow.original.src_port = 4444;
+    forged_flow.original.dst_port = 22;
+    forged_flow.reply = forged_flow.original;
+    std::swap(forged_flow.reply.src, forged_flow.reply.dst);
+    std::swap(forged_flow.reply.src_port, forged_flow.reply.dst_port);
+    std::vector<std::byte> payload;
+    wire::Writer w(payload);
+    w.u64(1u << 30);
+    wire::encode_record(w, wire::FlowFull{4242, forged_flow});
+    std::array<std::uint8_t, wire::kKeyBytes> wrong_key{};
+    wrong_key.fill(0x42);
+    wire::Header h;
+    h.node_id = 1;
+    h.epoch = std::numeric_limits<std::uint64_t>::max() / 2;
+    h.packet = 1;
+    const auto forged = wire::Keyring({{1, wrong_key}}, 1, false).seal(h, payload);
+    std::string garbled = genuine;
+    garbled[wire::kHeaderSize + 9] ^= 0x20;
+    const std::pair<std::string, std::string> attacks[] = {
+        {"forged", std::string(reinterpret_cast<const char*>(forged.data()), forged.size())},
+        {"replayed", genuine},
+        {"truncated", genuine.substr(0, genuine.size() - 5)},
+        {"garbled", garbled},
+    };
+    auto counters = [&](int b) {
+        auto stats = ctl_json(lab.backup(b).config, "stats");
+        return std::array<std::int64_t, 3>{metric(stats, "replication.rx_dropped_bad_tag"),
+                                           metric(stats, "replication.rx_replayed"),
+                                           metric(stats, "replication.rx_dropped_bad_length")};
+    };
+    std::map<int, std::array<std::int64_t, 3>> before;
+    std::map<int, std::size_t> flows_before;
+    for (int b : {1, 2}) {
+        before[b] = counters(b);
+        flows_before[b] = lab.backup(b).status()["tables"]["external_flows"].get<std::size_t>();
+    }
+    for (const auto& [name, bytes] : attacks) {
+        const auto file = lab.dir() / (name + ".bin");
+        write_file(file, bytes);
+        ASSERT_EQ(run(attacker.exec({kLabPeer, "mcast-send", "239.255.0.1", "3781", "atk0", file.string()}))
+                      .exit_code,
+                  0)
+            << name;
+    }
+    for (int b : {1, 2}) {
+        // Why each was dropped: forged and garbled fail authentication, the replay is a known packet number,
+        // the truncated one no longer matches its length field.
+        ASSERT_TRUE(wait_until(
+            [&] {
+                auto now = counters(b);
+                return now[0] - before[b][0] >= 2 && now[1] - before[b][1] >= 1 && now[2] - before[b][2] >= 1;
+            },
+            10s, 100ms))
+            << "backup " << b << ": " << ctl_json(lab.backup(b).config, "stats").dump();
+        EXPECT_EQ(lab.backup(b).status()["tables"]["external_flows"].get<std::size_t>(), flows_before[b]);
+        const auto external = comparable(dump_cache(lab.backup(b).config, true));
+        EXPECT_EQ(external.count("203.0.113.77 4444"), 0u) << "backup " << b << " took the forged flow";
+    }
 }
 
 }  // namespace
