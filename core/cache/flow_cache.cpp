@@ -241,6 +241,15 @@ void FlowCache::for_each_flow(const std::function<void(const sdk::FlowState&)>& 
     }
 }
 
+void FlowCache::for_each_flow_from(std::uint32_t origin,
+                                   const std::function<void(const sdk::FlowState&)>& f) const {
+    for (const auto& [key, entry] : flows_) {
+        if (entry.origin == origin) {
+            f(entry.flow);
+        }
+    }
+}
+
 void FlowCache::for_each_expectation(const std::function<void(const sdk::Expectation&)>& f) const {
     for (const auto& [key, entry] : expectations_) {
         f(entry.expectation);

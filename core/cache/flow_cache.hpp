@@ -74,6 +74,8 @@ class FlowCache {
     std::size_t memory_bytes() const;
 
     void for_each_flow(const std::function<void(const sdk::FlowState&)>& f) const;
+    // Only the flows that came from `origin` (see upsert).
+    void for_each_flow_from(std::uint32_t origin, const std::function<void(const sdk::FlowState&)>& f) const;
     void for_each_expectation(const std::function<void(const sdk::Expectation&)>& f) const;
 
   private:

@@ -32,7 +32,8 @@ bool is_data_record(const Record& r) {
     return std::holds_alternative<wire::FlowFull>(r) || std::holds_alternative<wire::FlowUpdate>(r) ||
            std::holds_alternative<wire::FlowDelete>(r) || std::holds_alternative<wire::ExpectNew>(r) ||
            std::holds_alternative<wire::ExpectDelete>(r) || std::holds_alternative<wire::BulkStart>(r) ||
-           std::holds_alternative<wire::BulkProgress>(r) || std::holds_alternative<wire::BulkEnd>(r);
+           std::holds_alternative<wire::BulkProgress>(r) || std::holds_alternative<wire::BulkEnd>(r) ||
+           std::holds_alternative<wire::FlowRelay>(r);
 }
 
 }  // namespace
@@ -102,6 +103,9 @@ struct Engine::Peer {
     bool in_gap = false;
     Clock::time_point last_nack{};
 
+    std::vector<wire::SeenSender> seen;  // from its last ALIVE: whose streams it follows, how far
+    std::uint32_t bulk_origin = 0;       // the bulk being received relays this node's table (0: its own)
+
     // Our stream, as it acknowledges it. Only a peer that follows it (has acknowledged something of this
     // epoch) holds the resend queue; one that does not yet waits for its bulk transfer anyway.
     bool follows = false;
@@ -113,6 +117,7 @@ struct Engine::Peer {
 
 struct Engine::BulkJob {
     std::uint32_t requester = 0;
+    std::uint32_t origin = 0;  // 0: our own table (internal cache); else the copy we hold of that node's
     std::uint32_t bulk_id = 0;
     std::vector<sdk::FlowKey> flows;
     std::vector<ExpectationKey> expectations;
@@ -172,6 +177,9 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
       acks_sent_(metrics.counter("replication.acks_sent", "ACK records sent")),
       bulk_requests_sent_(metrics.counter("replication.bulk_requests_sent", "bulk transfers asked for")),
       bulks_completed_(metrics.counter("replication.bulks_completed", "bulk transfers received to the end")),
+      relays_completed_(
+          metrics.counter("replication.relays_completed",
+                          "tables of gone nodes received from the peer that saw the most of them")),
       link_failovers_(metrics.counter("replication.link_failovers", "changes of the active link")),
       suppressed_refreshes_(
           metrics.counter("replication.suppressed_refreshes", "timer-only changes not sent (weak policy)")),
@@ -219,7 +227,7 @@ std::string Engine::start() {
         : options_.policy == EngineOptions::Policy::kWeak ? "weak"
                                                           : "delayed",
         options_.sending, max_payload()));
-    last_alarm_ = Clock::now();
+    last_alarm_ = started_at_ = Clock::now();
     if (options_.sending) {
         start_bulk(0, 0);
     }
@@ -272,7 +280,7 @@ bool Engine::complete() const {
             return false;
         }
     }
-    return any;  // nobody heard yet: nothing to claim
+    return any && relays_.empty();  // nobody heard yet: nothing to claim
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -610,7 +618,7 @@ void Engine::handle_nack(Peer& peer, const wire::Nack& nack) {
     }
 }
 
-void Engine::start_bulk(std::uint32_t requester, std::uint32_t request_id) {
+void Engine::start_bulk(std::uint32_t requester, std::uint32_t request_id, std::uint32_t origin) {
     const bool queued = std::any_of(bulks_.begin(), bulks_.end(), [&](const BulkJob& job) {
         return job.requester == requester && !job.started;
     });
@@ -633,9 +641,10 @@ void Engine::start_bulk(std::uint32_t requester, std::uint32_t request_id) {
     std::erase_if(bulks_, [&](const BulkJob& job) { return job.requester == requester && !job.started; });
     BulkJob job;
     job.requester = requester;
+    job.origin = origin;
     job.bulk_id = next_bulk_id_++;
-    log_.info(fmt::format("event=bulk_queued requester={} bulk_id={} queued_before={}", requester,
-                          job.bulk_id, bulks_.size()));
+    log_.info(fmt::format("event=bulk_queued requester={} bulk_id={} origin={} queued_before={}", requester,
+                          job.bulk_id, origin, bulks_.size()));
     bulks_.push_back(std::move(job));
 }
 
@@ -652,7 +661,11 @@ void Engine::run_bulk(Clock::time_point now) {
     if (!job.started) {
         // The snapshot is taken when the start marker is sent: what changes from here on follows it in the
         // stream, which is all the requester applies (a requester not yet synced drops what came before).
-        if (options_.sending) {
+        if (job.origin != 0) {
+            // A relay: the copy we hold of another node's table (it is gone; the requester rejoins).
+            external_.for_each_flow_from(job.origin,
+                                         [&](const sdk::FlowState& f) { job.flows.push_back(f.key()); });
+        } else if (options_.sending) {
             job.flows.reserve(internal_.flow_count());
             internal_.for_each_flow([&](const sdk::FlowState& f) {
                 if (protos_.worth_replicating(f)) {
@@ -674,13 +687,22 @@ void Engine::run_bulk(Clock::time_point now) {
         job.begun = job.last_progress = now;
         last_bulk_run_ = now;
         job.allowance = static_cast<double>(options_.bulk_rate) / 100.0;
-        append_record(wire::BulkStart{job.requester, job.bulk_id, job.total});
-        log_.info(fmt::format("event=bulk_start requester={} bulk_id={} entries={} rate={}", job.requester,
-                              job.bulk_id, job.total, options_.bulk_rate));
+        append_record(wire::BulkStart{job.requester, job.bulk_id, job.total, job.origin});
+        log_.info(fmt::format("event=bulk_start requester={} bulk_id={} origin={} entries={} rate={}",
+                              job.requester, job.bulk_id, job.origin, job.total, options_.bulk_rate));
     } else {
         const double dt = std::chrono::duration<double>(now - last_bulk_run_).count();
         job.allowance = std::min(job.allowance + dt * options_.bulk_rate, options_.bulk_rate / 10.0 + 1);
         last_bulk_run_ = now;
+    }
+    while (job.origin != 0 && job.allowance >= 1 && job.flow_pos < job.flows.size()) {
+        const auto& key = job.flows[job.flow_pos++];
+        if (const sdk::FlowState* flow = external_.find(key)) {
+            append_record(wire::FlowRelay{job.origin, *flow});
+            ++job.sent;
+            bulk_entries_sent_.add();
+            job.allowance -= 1;
+        }
     }
     while (job.allowance >= 1 && job.flow_pos < job.flows.size()) {
         const auto& key = job.flows[job.flow_pos++];
@@ -827,6 +849,7 @@ void Engine::on_datagram(std::size_t link_index, std::span<const std::byte> data
             peer.role = alive->role;
             peer.alive_next_seq = alive->next_seq;
             peer.flows = alive->flows;
+            peer.seen = alive->seen;
             for (const auto& s : alive->seen) {
                 if (s.node == node_id_ && s.epoch == epoch_ && s.seq < next_seq_) {
                     note_ack(peer, s.seq);
@@ -837,7 +860,7 @@ void Engine::on_datagram(std::size_t link_index, std::span<const std::byte> data
             }
         } else if (const auto* request = std::get_if<wire::BulkRequest>(&r)) {
             if (request->target == node_id_) {
-                start_bulk(peer.node, request->request_id);
+                start_bulk(peer.node, request->request_id, request->origin);
             }
         }
     }
@@ -882,6 +905,10 @@ void Engine::receive_data(Peer& peer, std::uint64_t seq, std::vector<Record> rec
             log_.warn(fmt::format("event=bulk_abandoned node={} bulk_id={} received={}", peer.node,
                                   peer.bulk_id, peer.bulk_received));
             peer.in_bulk = false;
+            if (peer.bulk_origin != 0) {
+                relays_[peer.bulk_origin].receiving = false;  // asked again by request_relays()
+                peer.bulk_origin = 0;
+            }
         }
         for (auto it = peer.reorder.begin(); it != peer.reorder.end() && it->first < seq;) {
             apply(peer, it->first, it->second);
@@ -991,6 +1018,7 @@ void Engine::apply_record(Peer& peer, const Record& record) {
             return;
         }
         peer.in_bulk = true;
+        peer.bulk_origin = start->requester == node_id_ ? start->origin : 0;
         peer.bulk_id = start->bulk_id;
         peer.bulk_generation = next_generation_++;
         peer.generation = peer.bulk_generation;
@@ -1000,8 +1028,22 @@ void Engine::apply_record(Peer& peer, const Record& record) {
         if (start->requester == node_id_) {
             peer.awaiting_bulk = false;
         }
-        log_.info(fmt::format("event=bulk_receiving node={} bulk_id={} entries={}", peer.node, start->bulk_id,
-                              start->total));
+        if (peer.bulk_origin != 0) {
+            relays_[peer.bulk_origin].receiving = true;
+        }
+        log_.info(fmt::format("event=bulk_receiving node={} bulk_id={} origin={} entries={}", peer.node,
+                              start->bulk_id, peer.bulk_origin, start->total));
+    } else if (const auto* relay = std::get_if<wire::FlowRelay>(&record)) {
+        // Only inside a relay bulk we asked for (another requester's relay is no business of ours).
+        if (!peer.in_bulk || peer.bulk_origin == 0 || relay->origin != peer.bulk_origin) {
+            return;
+        }
+        if (!protos_.validate_peer(relay->flow, reason)) {
+            rx_rejected_.add();
+            return;
+        }
+        external_.upsert(relay->flow, peer.bulk_generation, relay->origin);
+        ++peer.bulk_received;
     } else if (const auto* progress = std::get_if<wire::BulkProgress>(&record)) {
         if (peer.in_bulk && progress->bulk_id == peer.bulk_id) {
             peer.bulk_total = progress->total;
@@ -1015,7 +1057,16 @@ void Engine::apply_record(Peer& peer, const Record& record) {
             return;
         }
         // Everything the sender still has was stamped since the start: the rest it no longer has.
-        const std::size_t swept = external_.sweep_origin(peer.bulk_generation, peer.node);
+        const std::uint32_t origin = peer.bulk_origin != 0 ? peer.bulk_origin : peer.node;
+        const std::size_t swept = external_.sweep_origin(peer.bulk_generation, origin);
+        if (peer.bulk_origin != 0) {
+            relayed_[origin] = relays_[origin].epoch;
+            relays_.erase(origin);
+            relays_completed_.add();
+            log_.info(fmt::format("event=relay_complete origin={} from={} received={} swept={}", origin,
+                                  peer.node, peer.bulk_received, swept));
+            peer.bulk_origin = 0;
+        }
         std::erase_if(peer.ids, [&](const auto& kv) { return external_.find(kv.second) == nullptr; });
         peer.in_bulk = false;
         peer.bulk_done = true;
@@ -1068,6 +1119,7 @@ void Engine::tick() {
         start_bulk(0, 0);
     }
     run_bulk(now);
+    request_relays(now);
 
     std::vector<Record> control;
     std::int64_t live = 0;
@@ -1136,7 +1188,8 @@ void Engine::tick() {
         alive.next_seq = next_seq_;
         alive.flows = static_cast<std::uint32_t>(internal_.flow_count());
         for (const auto& [node, peer] : peers_) {
-            if (peer->synced && peer->live && alive.seen.size() < wire::kMaxAliveSeen) {
+            // Gone senders too: we still hold their tables, which a rejoining node may ask us to relay.
+            if (peer->synced && alive.seen.size() < wire::kMaxAliveSeen) {
                 alive.seen.push_back({node, peer->epoch, peer->expected - 1});
             }
         }
@@ -1147,6 +1200,52 @@ void Engine::tick() {
     }
     release_acknowledged();
     choose_links(now);
+}
+
+void Engine::request_relays(Clock::time_point now) {
+    // Not before we had the time to hear every live node: a live origin serves its own table.
+    if (options_.mode != EngineOptions::Mode::kReliable || now - started_at_ < options_.peer_timeout) {
+        return;
+    }
+    std::map<std::uint32_t, RelayWant> best;
+    for (const auto& [node, peer] : peers_) {
+        if (!peer->live) {
+            continue;
+        }
+        for (const auto& s : peer->seen) {
+            if (s.node == node_id_ || s.node == node) {
+                continue;
+            }
+            auto origin = peers_.find(s.node);
+            if (origin != peers_.end() && (origin->second->live || origin->second->bulk_done)) {
+                continue;  // it serves itself, or we hold what it sent us
+            }
+            if (auto held = relayed_.find(s.node); held != relayed_.end() && held->second >= s.epoch) {
+                continue;
+            }
+            auto& b = best[s.node];
+            if (b.source == 0 || s.epoch > b.epoch || (s.epoch == b.epoch && s.seq > b.seq)) {
+                b.source = node;
+                b.epoch = s.epoch;
+                b.seq = s.seq;
+            }
+        }
+    }
+    for (const auto& [origin, candidate] : best) {
+        auto& want = relays_[origin];
+        if (want.receiving || (want.request_id != 0 && now - want.last < options_.bulk_request_retry)) {
+            continue;
+        }
+        want.source = candidate.source;
+        want.epoch = candidate.epoch;
+        want.seq = candidate.seq;
+        want.request_id = next_request_id_++;
+        want.last = now;
+        bulk_requests_sent_.add();
+        log_.info(fmt::format("event=relay_request origin={} from={} seen_seq={} request_id={}", origin,
+                              candidate.source, candidate.seq, want.request_id));
+        send_control({wire::BulkRequest{candidate.source, want.request_id, origin}}, true);
+    }
 }
 
 void Engine::choose_links(Clock::time_point now) {
@@ -1206,6 +1305,13 @@ nlohmann::json Engine::status() const {
              {"active", options_.link_mode == EngineOptions::LinkMode::kParallel || i == active_link_},
              {"silent_ms", static_cast<std::int64_t>(ms_between(l.last_rx, now))}});
     }
+    nlohmann::json relays = nlohmann::json::array();
+    for (const auto& [origin, want] : relays_) {
+        relays.push_back({{"origin", origin}, {"from", want.source}, {"receiving", want.receiving}});
+    }
+    for (const auto& [origin, epoch] : relayed_) {
+        relays.push_back({{"origin", origin}, {"held_epoch", epoch}, {"done", true}});
+    }
     nlohmann::json serving = nlohmann::json::array();
     for (const auto& job : bulks_) {
         serving.push_back({{"requester", job.requester},
@@ -1223,7 +1329,8 @@ nlohmann::json Engine::status() const {
         {"complete", complete()},
         {"peers", peers},
         {"links", links},
-        {"bulks_serving", serving}};
+        {"bulks_serving", serving},
+        {"relays", relays}};
 }
 
 }  // namespace ctsync::core

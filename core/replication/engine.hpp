@@ -98,7 +98,8 @@ class Engine final : public CacheObserver {
     void release_acknowledged();
     void handle_nack(Peer& peer, const wire::Nack& nack);
     void note_ack(Peer& peer, std::uint64_t seq);
-    void start_bulk(std::uint32_t requester, std::uint32_t request_id);
+    void start_bulk(std::uint32_t requester, std::uint32_t request_id, std::uint32_t origin = 0);
+    void request_relays(Clock::time_point now);
     void run_bulk(Clock::time_point now);
 
     void receive_data(Peer& peer, std::uint64_t seq, std::vector<wire::Record> records);
@@ -147,6 +148,20 @@ class Engine final : public CacheObserver {
     Clock::time_point last_alarm_{};
     bool hello_sent_ = false;
 
+    // Relays (scenario B of the SNE paper): the tables of senders that are gone, taken from the peer that saw
+    // the most of them. By origin node.
+    struct RelayWant {
+        std::uint32_t source = 0;
+        std::uint32_t request_id = 0;
+        std::uint64_t epoch = 0;
+        std::uint64_t seq = 0;
+        Clock::time_point last{};
+        bool receiving = false;
+    };
+    std::map<std::uint32_t, RelayWant> relays_;
+    std::map<std::uint32_t, std::uint64_t> relayed_;  // origin -> epoch of the copy we took
+    Clock::time_point started_at_{};
+
     // Receiver and peers, by node id.
     std::map<std::uint32_t, std::unique_ptr<Peer>> peers_;
     std::uint64_t next_generation_ = 1;
@@ -178,6 +193,7 @@ class Engine final : public CacheObserver {
     sdk::Counter& acks_sent_;
     sdk::Counter& bulk_requests_sent_;
     sdk::Counter& bulks_completed_;
+    sdk::Counter& relays_completed_;
     sdk::Counter& link_failovers_;
     sdk::Counter& suppressed_refreshes_;
     sdk::Counter& delayed_never_sent_;

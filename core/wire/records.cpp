@@ -494,6 +494,8 @@ RecordType type_of(const Record& record) {
                 return RecordType::kAlive;
             else if constexpr (std::is_same_v<T, BulkRequest>)
                 return RecordType::kBulkRequest;
+            else if constexpr (std::is_same_v<T, FlowRelay>)
+                return RecordType::kFlowRelay;
             else
                 static_assert(kAlwaysFalse<T>);
         },
@@ -528,6 +530,8 @@ const char* to_string(RecordType type) {
             return "alive";
         case RecordType::kBulkRequest:
             return "bulk_request";
+        case RecordType::kFlowRelay:
+            return "flow_relay";
     }
     return "unknown";
 }
@@ -602,6 +606,7 @@ void encode_record(Writer& w, const Record& record) {
                 w.u32(r.requester);
                 w.u32(r.bulk_id);
                 w.u32(r.total);
+                w.u32(r.origin);
             } else if constexpr (std::is_same_v<T, BulkProgress>) {
                 w.u32(r.requester);
                 w.u32(r.bulk_id);
@@ -643,6 +648,10 @@ void encode_record(Writer& w, const Record& record) {
             } else if constexpr (std::is_same_v<T, BulkRequest>) {
                 w.u32(r.target);
                 w.u32(r.request_id);
+                w.u32(r.origin);
+            } else if constexpr (std::is_same_v<T, FlowRelay>) {
+                w.u32(r.origin);
+                put_flow(w, r.flow);
             }
         },
         record);
@@ -703,7 +712,7 @@ bool decode_records(std::span<const std::byte> payload, std::vector<Record>& out
                 break;
             }
             case RecordType::kBulkStart: {
-                BulkStart b{body.u32(), body.u32(), body.u32()};
+                BulkStart b{body.u32(), body.u32(), body.u32(), body.u32()};
                 ok = body.ok();
                 if (ok)
                     out.emplace_back(b);
@@ -770,10 +779,18 @@ bool decode_records(std::span<const std::byte> payload, std::vector<Record>& out
                 break;
             }
             case RecordType::kBulkRequest: {
-                BulkRequest b{body.u32(), body.u32()};
+                BulkRequest b{body.u32(), body.u32(), body.u32()};
                 ok = body.ok();
                 if (ok)
                     out.emplace_back(b);
+                break;
+            }
+            case RecordType::kFlowRelay: {
+                FlowRelay f;
+                f.origin = body.u32();
+                ok = get_flow(body, f.flow) && f.origin != 0;
+                if (ok)
+                    out.emplace_back(std::move(f));
                 break;
             }
             default:

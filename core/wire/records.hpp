@@ -53,6 +53,7 @@ enum class RecordType : std::uint8_t {
     kBulkStart = 6,
     kBulkProgress = 7,
     kBulkEnd = 8,
+    kFlowRelay = 9,
     kAck = 16,
     kNack = 17,
     kAlive = 18,
@@ -87,6 +88,14 @@ struct FlowUpdate {
     friend bool operator==(const FlowUpdate&, const FlowUpdate&) = default;
 };
 
+// A flow of another node's table, sent by a node that holds a copy of it (a relay bulk transfer: the origin
+// is gone, and a rejoining node takes its table from the backup that saw the most of it).
+struct FlowRelay {
+    std::uint32_t origin = 0;
+    sdk::FlowState flow;
+    friend bool operator==(const FlowRelay&, const FlowRelay&) = default;
+};
+
 struct FlowDelete {
     std::uint32_t flow_id = 0;
     friend bool operator==(const FlowDelete&, const FlowDelete&) = default;
@@ -108,7 +117,8 @@ struct ExpectDelete {
 struct BulkStart {
     std::uint32_t requester = 0;
     std::uint32_t bulk_id = 0;
-    std::uint32_t total = 0;  // entries the sender will send (flows + expectations at the start)
+    std::uint32_t total = 0;   // entries the sender will send (flows + expectations at the start)
+    std::uint32_t origin = 0;  // 0: the sender's own table; else the table it holds from that node (relay)
     friend bool operator==(const BulkStart&, const BulkStart&) = default;
 };
 struct BulkProgress {
@@ -163,11 +173,12 @@ struct Alive {
 struct BulkRequest {
     std::uint32_t target = 0;
     std::uint32_t request_id = 0;
+    std::uint32_t origin = 0;  // 0: the target's own table; else the copy it holds of `origin`'s (relay)
     friend bool operator==(const BulkRequest&, const BulkRequest&) = default;
 };
 
 using Record = std::variant<FlowFull, FlowUpdate, FlowDelete, ExpectNew, ExpectDelete, BulkStart,
-                            BulkProgress, BulkEnd, Ack, Nack, Alive, BulkRequest>;
+                            BulkProgress, BulkEnd, Ack, Nack, Alive, BulkRequest, FlowRelay>;
 
 // Appends one record (type, length, body). Throws std::length_error if a body exceeds 65535 bytes (cannot
 // happen with the flow model's fixed-size fields and the list limits above).

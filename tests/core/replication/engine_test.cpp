@@ -389,6 +389,41 @@ TEST(Engine, ForgedReplayedTruncatedGarbledChangeNothing) {
     EXPECT_EQ(b.external.find(make_flow(999).key()), nullptr);
 }
 
+TEST(Engine, RejoiningBackupTakesAGonePrimarysTableFromTheBackupThatSawMost) {
+    asio::io_context io;
+    Bus bus;
+    auto p = std::make_unique<Node>(io, bus, 1, primary_options());
+    auto b1 = std::make_unique<Node>(io, bus, 2, backup_options());
+    Node b2(io, bus, 3, backup_options());
+    for (auto* n : {p.get(), b1.get(), &b2}) {
+        ASSERT_EQ(n->engine->start(), "");
+    }
+    churn(io, *p, 0, 5000);
+    std::string why;
+    ASSERT_TRUE(run_until(
+        io,
+        [&] {
+            return same_table(p->internal, b1->external, why) && same_table(p->internal, b2.external, why);
+        },
+        20s))
+        << why;
+    // The primary dies (its table survives in its kernel: here, its internal cache), and b1 restarts.
+    std::erase(bus.links, &p->link);
+    p->engine->stop();
+    std::erase(bus.links, &b1->link);
+    b1.reset();
+    b1 = std::make_unique<Node>(io, bus, 2, backup_options());
+    ASSERT_EQ(b1->engine->start(), "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return same_table(p->internal, b1->external, why) && b1->engine->complete(); }, 20s))
+        << why << "\n"
+        << b1->engine->status().dump(1);
+    EXPECT_EQ(b1->counter("relays_completed"), 1u);
+    EXPECT_EQ(b1->engine->status()["relays"][0]["origin"], 1);
+    // Nobody relays what a live origin serves itself: b2 never asked.
+    EXPECT_EQ(b2.counter("relays_completed"), 0u);
+}
+
 TEST(Engine, DeletesAreCompact) {
     std::vector<std::byte> out;
     wire::Writer w(out);

@@ -307,6 +307,40 @@ TEST(Replication, BackupKilledMidLoadRecoversByBulkWithProgress) {
     EXPECT_NE(log.find("event=bulk_complete node=1"), std::string::npos);
 }
 
+TEST(Replication, BackupRejoiningAfterThePrimaryDiedTakesItsTableFromTheOtherBackup) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    ReplicationLab lab(Kind::kMcast, 1);
+    lab.start_all();
+    load(lab);
+    lab.expect_converged(90s);
+    // The primary's daemon dies (its kernel keeps the table), then a backup restarts: nobody but the other
+    // backup has the table now (the SNE paper's scenario B).
+    ASSERT_EQ(::kill(lab.primary().daemon->pid(), SIGKILL), 0);
+    lab.primary().daemon->wait(5s);
+    ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
+    lab.backup(1).daemon->wait(5s);
+    lab.backup(1).start();
+    const auto kernel = kernel_identities(*lab.primary().ns);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto s = lab.backup(1).status();
+            return !s.is_null() && s["tables"]["external_flows"] == kernel.size() &&
+                   s["replication"]["complete"].get<bool>();
+        },
+        60s, 200ms))
+        << lab.backup(1).status().dump();
+    const auto relayed = comparable(dump_cache(lab.backup(1).config, true));
+    const auto held = comparable(dump_cache(lab.backup(2).config, true));
+    EXPECT_EQ(relayed.size(), kernel.size());
+    EXPECT_TRUE(relayed == held) << "the relayed table differs from the one the other backup holds";
+    for (const auto& identity : kernel) {
+        ASSERT_EQ(relayed.count(identity), 1u) << identity;
+    }
+    EXPECT_EQ(lab.backup(1).stat("replication.relays_completed"), 1);
+    const auto log = read_file(lab.backup(1).config.parent_path() / "rb1.log");
+    EXPECT_NE(log.find("event=relay_complete origin=1 from=3"), std::string::npos);
+}
+
 TEST(Replication, SilencedPrimaryLinkFailsOverAndLosesNothing) {
     ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
     ReplicationLab lab(Kind::kMcast, 2);

@@ -96,13 +96,16 @@ std::vector<Record> all_records() {
             FlowDelete{3},
             ExpectNew{expectation()},
             del,
-            BulkStart{2, 7, 100000},
+            BulkStart{2, 7, 100000, 0},
+            BulkStart{2, 8, 5, 1},
+            FlowRelay{1, tcp_nat()},
             BulkProgress{2, 7, 5000, 100000},
             BulkEnd{2, 7, 100000},
             Ack{1, 99, 12345},
             Nack{1, 99, {{1, 4}, {9, 9}}},
             Alive{2, kAliveHello, 77, 100, {{1, 99, 76}, {3, 5, 0}}},
-            BulkRequest{1, 42}};
+            BulkRequest{1, 42, 0},
+            BulkRequest{3, 43, 1}};
 }
 
 std::vector<std::byte> encode_all(const std::vector<Record>& records) {
