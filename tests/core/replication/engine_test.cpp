@@ -424,6 +424,99 @@ TEST(Engine, RejoiningBackupTakesAGonePrimarysTableFromTheBackupThatSawMost) {
     EXPECT_EQ(b2.counter("relays_completed"), 0u);
 }
 
+TEST(Engine, AlarmAndBestEffortModesConverge) {
+    for (auto mode : {EngineOptions::Mode::kAlarm, EngineOptions::Mode::kBestEffort}) {
+        asio::io_context io;
+        Bus bus;
+        auto popts = primary_options();
+        popts.mode = mode;
+        popts.alarm_interval = std::chrono::seconds(1);
+        auto bopts = backup_options();
+        bopts.mode = mode;
+        Node p(io, bus, 1, popts), b(io, bus, 2, bopts);
+        ASSERT_EQ(p.engine->start(), "");
+        ASSERT_EQ(b.engine->start(), "");
+        churn(io, p, 0, 3000);
+        std::string why;
+        ASSERT_TRUE(run_until(
+            io, [&] { return same_table(p.internal, b.external, why); }, 10s))
+            << why;
+        EXPECT_EQ(b.counter("nacks_sent"), 0u);  // neither mode repairs record by record
+        if (mode == EngineOptions::Mode::kAlarm) {
+            // Records lost for good (here: the backup deaf for a while) come back with the next full refresh.
+            ASSERT_TRUE(run_until(
+                io, [&] { return b.engine->complete(); }, 10s));
+            const auto served = p.counter("bulks_served");
+            const auto asked = b.counter("bulk_requests_sent");
+            b.link.deaf = true;
+            churn(io, p, 3000, 500);
+            run_until(
+                io, [] { return false; }, 100ms);
+            b.link.deaf = false;
+            ASSERT_FALSE(same_table(p.internal, b.external, why));  // records were lost
+            ASSERT_TRUE(run_until(
+                io, [&] { return same_table(p.internal, b.external, why); }, 10s))
+                << why;
+            EXPECT_GT(p.counter("bulks_served"), served);       // the periodic refresh repaired it,
+            EXPECT_EQ(b.counter("bulk_requests_sent"), asked);  // not a bulk the backup asked for
+        }
+    }
+}
+
+TEST(Engine, ParallelLinksDeliverOnceAndSurviveOneLinkDying) {
+    asio::io_context io;
+    Bus bus_a, bus_b;
+    auto opts = primary_options();
+    opts.link_mode = EngineOptions::LinkMode::kParallel;
+    auto bopts = backup_options();
+    bopts.link_mode = EngineOptions::LinkMode::kParallel;
+    Node p(io, bus_a, 1, opts), b(io, bus_a, 2, bopts);
+    FakeLink p_second(bus_b, io), b_second(bus_b, io);
+    bus_b.links = {&p_second, &b_second};
+    // Node wires one link; the second goes in before start().
+    p.engine->add_link("second", p_second);
+    b.engine->add_link("second", b_second);
+    ASSERT_EQ(p.engine->start(), "");
+    ASSERT_EQ(b.engine->start(), "");
+    churn(io, p, 0, 2000);
+    std::string why;
+    ASSERT_TRUE(run_until(
+        io, [&] { return same_table(p.internal, b.external, why); }, 10s))
+        << why;
+    EXPECT_GT(b.counter("rx_replayed"), 0u);  // the copies from the other link, dropped
+    EXPECT_EQ(b.counter("rx_duplicates"), 0u);
+    bus_a.loss = 1.0;  // the first link dies: nothing is lost
+    churn(io, p, 2000, 2000);
+    ASSERT_TRUE(run_until(
+        io, [&] { return same_table(p.internal, b.external, why); }, 10s))
+        << why;
+    EXPECT_EQ(p.counter("retransmits"), 0u);
+}
+
+TEST(Engine, KeyRotation) {
+    // Step 1 of a rotation: every node knows keys 1 and 2 and still sends with 1; step 2: the sender moves to
+    // 2; step 3: key 1 is removed. A receiver that knows both accepts either; one that knows only the old key
+    // drops the new one as unknown.
+    std::array<std::uint8_t, wire::kKeyBytes> k1{}, k2{};
+    k1.fill(1);
+    k2.fill(2);
+    asio::io_context io;
+    Bus bus;
+    Node p(io, bus, 1, primary_options(), wire::Keyring({{1, k1}, {2, k2}}, 2, false));
+    Node b(io, bus, 2, backup_options(), wire::Keyring({{1, k1}, {2, k2}}, 1, false));
+    Node old(io, bus, 3, backup_options(), wire::Keyring({{1, k1}}, 1, false));
+    for (auto* n : {&p, &b, &old}) {
+        ASSERT_EQ(n->engine->start(), "");
+    }
+    p.internal.upsert(make_flow(1));
+    std::string why;
+    ASSERT_TRUE(run_until(
+        io, [&] { return same_table(p.internal, b.external, why); }, 5s))
+        << why;
+    EXPECT_GT(old.counter("rx_dropped_unknown_key"), 0u);
+    EXPECT_EQ(old.external.flow_count(), 0u);
+}
+
 TEST(Engine, DeletesAreCompact) {
     std::vector<std::byte> out;
     wire::Writer w(out);
