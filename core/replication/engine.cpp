@@ -652,9 +652,13 @@ void Engine::run_bulk(Clock::time_point now) {
     if (bulks_.empty()) {
         return;
     }
-    // Live changes first; and never let the bulk push the resend queue past half its bound.
-    if (!order_.empty() || (options_.mode == EngineOptions::Mode::kReliable &&
-                            resend_bytes_ > options_.resend_queue_bytes / 2)) {
+    // Live changes first: what waits for the flush window goes out now, ahead of the bulk (waiting for an
+    // empty queue would starve the bulk under steady load). And never let the bulk push the resend queue past
+    // half its bound.
+    if (!order_.empty()) {
+        flush();
+    }
+    if (options_.mode == EngineOptions::Mode::kReliable && resend_bytes_ > options_.resend_queue_bytes / 2) {
         return;
     }
     BulkJob& job = bulks_.front();
@@ -905,10 +909,10 @@ void Engine::receive_data(Peer& peer, std::uint64_t seq, std::vector<Record> rec
             log_.warn(fmt::format("event=bulk_abandoned node={} bulk_id={} received={}", peer.node,
                                   peer.bulk_id, peer.bulk_received));
             peer.in_bulk = false;
-            if (peer.bulk_origin != 0) {
-                relays_[peer.bulk_origin].receiving = false;  // asked again by request_relays()
-                peer.bulk_origin = 0;
+            if (auto want = relays_.find(peer.bulk_origin); peer.bulk_origin != 0 && want != relays_.end()) {
+                want->second.receiving = false;  // asked again by request_relays()
             }
+            peer.bulk_origin = 0;
         }
         for (auto it = peer.reorder.begin(); it != peer.reorder.end() && it->first < seq;) {
             apply(peer, it->first, it->second);
@@ -1028,8 +1032,8 @@ void Engine::apply_record(Peer& peer, const Record& record) {
         if (start->requester == node_id_) {
             peer.awaiting_bulk = false;
         }
-        if (peer.bulk_origin != 0) {
-            relays_[peer.bulk_origin].receiving = true;
+        if (auto want = relays_.find(peer.bulk_origin); peer.bulk_origin != 0 && want != relays_.end()) {
+            want->second.receiving = true;
         }
         log_.info(fmt::format("event=bulk_receiving node={} bulk_id={} origin={} entries={}", peer.node,
                               start->bulk_id, peer.bulk_origin, start->total));
@@ -1060,8 +1064,11 @@ void Engine::apply_record(Peer& peer, const Record& record) {
         const std::uint32_t origin = peer.bulk_origin != 0 ? peer.bulk_origin : peer.node;
         const std::size_t swept = external_.sweep_origin(peer.bulk_generation, origin);
         if (peer.bulk_origin != 0) {
-            relayed_[origin] = relays_[origin].epoch;
-            relays_.erase(origin);
+            auto want = relays_.find(origin);
+            relayed_[origin] = want != relays_.end() ? want->second.epoch : 0;
+            if (want != relays_.end()) {
+                relays_.erase(want);
+            }
             relays_completed_.add();
             log_.info(fmt::format("event=relay_complete origin={} from={} received={} swept={}", origin,
                                   peer.node, peer.bulk_received, swept));
@@ -1230,6 +1237,21 @@ void Engine::request_relays(Clock::time_point now) {
                 b.seq = s.seq;
             }
         }
+    }
+    // A relay nobody needs any more (its origin is back, or nobody lists it), or whose source went quiet
+    // while serving it, is dropped or asked again elsewhere.
+    for (auto it = relays_.begin(); it != relays_.end();) {
+        auto source = peers_.find(it->second.source);
+        const bool source_gone = source == peers_.end() || !source->second->live;
+        if (best.count(it->first) == 0 && (!it->second.receiving || source_gone)) {
+            it = relays_.erase(it);
+            continue;
+        }
+        if (it->second.receiving && source_gone) {
+            it->second.receiving = false;
+            it->second.request_id = 0;  // ask again, now
+        }
+        ++it;
     }
     for (const auto& [origin, candidate] : best) {
         auto& want = relays_[origin];
