@@ -172,44 +172,33 @@ std::size_t remove_if(Map& map, Stale stale, Tell tell) {
 
 }  // namespace
 
-std::size_t FlowCache::sweep_origin(std::uint64_t generation, std::uint32_t origin) {
-    auto tell_flow = [this](const FlowEntry& e) {
-        if (observer_ != nullptr) {
-            observer_->flow_removed(e.id, e.flow);
-        }
-    };
-    auto tell_expectation = [this](const ExpectationEntry& e) {
-        if (observer_ != nullptr) {
-            observer_->expectation_removed(e.expectation);
-        }
+std::size_t FlowCache::sweep_if(std::uint64_t generation, std::optional<std::uint32_t> origin) {
+    auto stale = [&](std::uint64_t g, std::uint32_t o) {
+        return g < generation && (!origin || o == *origin);
     };
     std::size_t removed = remove_if(
-        flows_, [&](const FlowEntry& e) { return e.generation < generation && e.origin == origin; },
-        tell_flow);
+        flows_, [&](const FlowEntry& e) { return stale(e.generation, e.origin); },
+        [this](const FlowEntry& e) {
+            if (observer_ != nullptr) {
+                observer_->flow_removed(e.id, e.flow);
+            }
+        });
     removed += remove_if(
-        expectations_,
-        [&](const ExpectationEntry& e) { return e.generation < generation && e.origin == origin; },
-        tell_expectation);
+        expectations_, [&](const ExpectationEntry& e) { return stale(e.generation, e.origin); },
+        [this](const ExpectationEntry& e) {
+            if (observer_ != nullptr) {
+                observer_->expectation_removed(e.expectation);
+            }
+        });
     return removed;
 }
 
+std::size_t FlowCache::sweep_origin(std::uint64_t generation, std::uint32_t origin) {
+    return sweep_if(generation, origin);
+}
+
 std::size_t FlowCache::sweep(std::uint64_t generation) {
-    auto tell_flow = [this](const FlowEntry& e) {
-        if (observer_ != nullptr) {
-            observer_->flow_removed(e.id, e.flow);
-        }
-    };
-    auto tell_expectation = [this](const ExpectationEntry& e) {
-        if (observer_ != nullptr) {
-            observer_->expectation_removed(e.expectation);
-        }
-    };
-    std::size_t removed = remove_if(
-        flows_, [&](const FlowEntry& e) { return e.generation < generation; }, tell_flow);
-    removed += remove_if(
-        expectations_, [&](const ExpectationEntry& e) { return e.generation < generation; },
-        tell_expectation);
-    return removed;
+    return sweep_if(generation, std::nullopt);
 }
 
 void FlowCache::clear() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <ctsync/sdk/flow.hpp>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +91,8 @@ class FlowCache {
         std::uint64_t generation = 0;
         std::uint32_t origin = 0;
     };
+    std::size_t sweep_if(std::uint64_t generation, std::optional<std::uint32_t> origin);
+
     CacheObserver* observer_ = nullptr;
     std::uint32_t next_id_ = 0;
     std::unordered_map<sdk::FlowKey, FlowEntry, FlowKeyHash> flows_;

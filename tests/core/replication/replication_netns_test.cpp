@@ -156,6 +156,15 @@ class ReplicationLab {
     static std::string address(int link, int node) {
         return fmt::format("{}.{}", link == 0 ? "198.51.100" : "203.0.113", node + 1);
     }
+    // Waits (bounded) until a backup's external cache holds at least `flows` flows.
+    bool wait_external(int b, int flows, std::chrono::milliseconds limit) {
+        return wait_until(
+            [&] {
+                auto s = backup(b).status();
+                return !s.is_null() && s["tables"]["external_flows"].get<int>() >= flows;
+            },
+            limit, 20ms);
+    }
     // A namespace on the first link's switch that is no node: it sees the group's traffic and can send to it.
     NetNs& add_attacker() {
         attacker_ = std::make_unique<NetNs>("ratk");
@@ -285,12 +294,7 @@ TEST(Replication, BackupKilledMidLoadRecoversByBulkWithProgress) {
     ReplicationLab lab(Kind::kMcast, 1);
     lab.start_all();
     Process inject(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}));
-    ASSERT_TRUE(wait_until(
-        [&] {
-            auto s = lab.backup(1).status();
-            return !s.is_null() && s["tables"]["external_flows"].get<int>() > 5000;
-        },
-        30s, 20ms));
+    ASSERT_TRUE(lab.wait_external(1, 5001, 30s));  // the load is under way
     ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
     lab.backup(1).daemon->wait(5s);
     ASSERT_TRUE(inject.wait(60s).has_value());
@@ -346,12 +350,7 @@ TEST(Replication, SilencedPrimaryLinkFailsOverAndLosesNothing) {
     ReplicationLab lab(Kind::kMcast, 2);
     lab.start_all();
     Process inject(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}));
-    ASSERT_TRUE(wait_until(
-        [&] {
-            auto s = lab.backup(1).status();
-            return !s.is_null() && s["tables"]["external_flows"].get<int>() > 5000;
-        },
-        30s, 20ms));
+    ASSERT_TRUE(lab.wait_external(1, 5001, 30s));  // the load is under way
     // Silence, not carrier loss: the switch drops everything on the first link; every port keeps its carrier.
     must(lab.sw().exec({"nft",
                         "add table bridge ctsync_cut; add chain bridge ctsync_cut cutfw { type filter hook "
@@ -377,9 +376,7 @@ TEST(Replication, ForgedReplayedTruncatedGarbledDatagramsChangeNothing) {
     lab.start_all();
     ASSERT_EQ(run(lab.primary().ns->exec({kCtInject, "--count", "1000", "--nat"}), 30s).exit_code, 0);
     for (int b : {1, 2}) {
-        ASSERT_TRUE(
-            wait_until([&] { return lab.backup(b).status()["tables"]["external_flows"].get<int>() >= 1000; },
-                       30s, 100ms));
+        ASSERT_TRUE(lab.wait_external(b, 1000, 30s));
     }
     // The attacker records one of the primary's data datagrams off the wire.
     const auto genuine_file = lab.dir() / "genuine.bin";
@@ -394,9 +391,7 @@ TEST(Replication, ForgedReplayedTruncatedGarbledDatagramsChangeNothing) {
     const std::string genuine = read_file(genuine_file);
     ASSERT_GT(genuine.size(), wire::kHeaderSize + wire::kTagBytes);
     for (int b : {1, 2}) {
-        ASSERT_TRUE(
-            wait_until([&] { return lab.backup(b).status()["tables"]["external_flows"].get<int>() >= 1010; },
-                       30s, 100ms));
+        ASSERT_TRUE(lab.wait_external(b, 1010, 30s));
     }
 
     // A flow record sealed with a key the cluster does not have, claiming to come from the primary.
