@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// A real keepalived (Debian's, when installed) in a network namespace this test creates, alone on a veth pair
+// inside it (192.0.2.0/24), with vrrp_notify_fifo on the adapter's FIFO and a track_file on the adapter's
+// track file: it comes up BACKUP, becomes MASTER (about 4 s: nobody else answers), its priority is held at 1
+// until the table is complete and follows the track file to 100 after, and when it stops the node is BACKUP.
+// Needs root; skipped without keepalived. Only the keepalived this test started is signalled, by PID.
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "ha_test_util.hpp"
+#include "tests/support/netns.hpp"
+
+namespace ha_keepalived::test {
+namespace {
+
+std::optional<std::string> find_keepalived() {
+    for (const char* dir : {"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"}) {
+        const auto candidate = std::filesystem::path(dir) / "keepalived";
+        if (::access(candidate.c_str(), X_OK) == 0) {
+            return candidate.string();
+        }
+    }
+    return std::nullopt;
+}
+
+void must_run(const std::vector<std::string>& argv) {
+    auto result = ctsync::test::run(argv, std::chrono::seconds(10));
+    ASSERT_EQ(result.exit_code, 0) << argv.back() << ": " << result.out << result.err;
+}
+
+// Stops keepalived with SIGTERM (so that it takes its VIPs down and ends its VRRP child itself) whatever way
+// the test leaves.
+struct StopOnExit {
+    ctsync::test::Process& process;
+    ~StopOnExit() { process.terminate(std::chrono::seconds(5)); }
+};
+
+TEST(HaKeepalivedLive, RealKeepalivedDrivesTheRoleAndFollowsTheTrackFile) {
+    if (!ctsync::test::can_create_netns()) {
+        GTEST_SKIP() << "needs root (network namespaces)";
+    }
+    const auto keepalived = find_keepalived();
+    if (!keepalived) {
+        GTEST_SKIP() << "keepalived is not installed (scripts/install-deps.sh installs it)";
+    }
+    Harness h;
+    h.options.track_file = h.path("ready").string();
+    h.options.reopen_interval = 100ms;
+    auto& adapter = h.start();
+    ASSERT_EQ(file_text(h.path("ready")), "-253\n");
+
+    ctsync::test::NetNs ns("ka");
+    must_run({"ip", "-n", ns.name(), "link", "add", "kv0", "type", "veth", "peer", "name", "kv1"});
+    must_run({"ip", "-n", ns.name(), "link", "set", "kv0", "up"});
+    must_run({"ip", "-n", ns.name(), "link", "set", "kv1", "up"});
+    must_run({"ip", "-n", ns.name(), "addr", "add", "192.0.2.1/24", "dev", "kv0"});
+
+    const auto config = h.path("keepalived.conf");
+    ctsync::test::write_file(config,
+                             "global_defs {\n"
+                             "  router_id ctsync_ha_test\n"
+                             "  vrrp_notify_fifo " +
+                                 h.fifo().string() +
+                                 "\n"
+                                 "  vrrp_notify_priority_changes true\n"
+                                 "}\n"
+                                 "track_file ctsync_ready {\n"
+                                 "  file \"" +
+                                 h.path("ready").string() +
+                                 "\"\n"
+                                 "  weight 1\n"
+                                 "}\n"
+                                 "vrrp_instance VI_1 {\n"
+                                 "  state BACKUP\n"
+                                 "  interface kv0\n"
+                                 "  virtual_router_id 51\n"
+                                 "  priority 100\n"
+                                 "  advert_int 1\n"
+                                 "  virtual_ipaddress {\n"
+                                 "    192.0.2.100/24\n"
+                                 "  }\n"
+                                 "  track_file {\n"
+                                 "    ctsync_ready\n"
+                                 "  }\n"
+                                 "}\n");
+    ctsync::test::Process process(ns.exec(
+        {*keepalived, "--dont-fork", "--log-console", "--log-detail", "--vrrp", "--use-file", config.string(),
+         "--pid", h.path("keepalived.pid").string(), "--vrrp_pid", h.path("vrrp.pid").string()}));
+    StopOnExit stop_on_exit{process};
+    auto diagnostics = [&] { return h.all_logs() + "--- keepalived:\n" + process.out() + process.err(); };
+
+    // BACKUP first, then MASTER once no advertisement came (3 x advert_int + skew).
+    ASSERT_TRUE(h.run_until([&] { return adapter.role() == Role::kPrimary; }, 20s)) << diagnostics();
+    EXPECT_EQ(h.role_sequence(), (std::vector<Role>{Role::kBackup, Role::kPrimary})) << diagnostics();
+    EXPECT_EQ(adapter.states().entities()[0].priority, 1) << diagnostics();  // 100 - 253, clamped to 1
+    EXPECT_EQ(h.counter("lines_garbage"), 0);
+
+    // The table is complete: ready_value 0 gives keepalived its configured priority back.
+    adapter.update_readiness(ctsync::sdk::SyncReadiness{true, 42});
+    EXPECT_EQ(file_text(h.path("ready")), "0\n");
+    ASSERT_TRUE(h.run_until([&] { return adapter.states().entities()[0].priority == 100; }, 10s))
+        << diagnostics();
+    EXPECT_EQ(adapter.role(), Role::kPrimary);
+
+    // keepalived stops: STOP, and this node is no longer primary.
+    EXPECT_EQ(process.terminate(std::chrono::seconds(10)), 0) << diagnostics();
+    ASSERT_TRUE(h.run_until([&] { return adapter.role() == Role::kBackup; }, 10s)) << diagnostics();
+    EXPECT_THAT(h.roles.back().second, ::testing::HasSubstr("INSTANCE \"VI_1\" STOP"));
+    ASSERT_TRUE(h.run_until([&] { return h.logged(LogLevel::kInfo, "event=fifo_writer_closed"); }, 5s))
+        << diagnostics();
+    EXPECT_EQ(h.counter("lines_garbage"), 0);
+}
+
+}  // namespace
+}  // namespace ha_keepalived::test
