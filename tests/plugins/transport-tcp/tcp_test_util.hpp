@@ -299,9 +299,8 @@ class RawSocket {
 class TransportTcpNetns : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!ctsync::test::can_create_netns()) {
-            GTEST_SKIP() << "needs root to create network namespaces";
-        }
+        // The suite runs as root (scripts/test.sh): a missing privilege is a failure, not a skip.
+        ASSERT_TRUE(ctsync::test::can_create_netns()) << "this test needs root (network namespaces)";
         ns_ = std::make_unique<ctsync::test::NetNs>("tcp");
         original_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
         ASSERT_GE(original_, 0) << std::strerror(errno);
