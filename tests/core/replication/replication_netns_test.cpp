@@ -13,6 +13,7 @@
 
 #include "core/wire/seal.hpp"
 #include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/support/identities.hpp"
 #include "tests/support/netns.hpp"
 
 namespace ctsync::test {
@@ -31,35 +32,12 @@ void must(const std::vector<std::string>& argv) {
     }
 }
 
-// "src sport" of every entry ct-inject made, from the kernel itself.
-std::set<std::string> kernel_identities(const NetNs& ns) {
-    auto listing = run(ns.exec({"conntrack", "-L"}), 60s).out;
-    std::set<std::string> out;
-    std::size_t pos = 0;
-    while (pos < listing.size()) {
-        auto end = listing.find('\n', pos);
-        if (end == std::string::npos) {
-            end = listing.size();
-        }
-        const std::string line = listing.substr(pos, end - pos);
-        pos = end + 1;
-        auto src = line.find("src=");
-        auto sport = line.find("sport=");
-        if (src != std::string::npos && sport != std::string::npos) {
-            out.insert(line.substr(src + 4, line.find(' ', src) - src - 4) + " " +
-                       line.substr(sport + 6, line.find(' ', sport) - sport - 6));
-        }
-    }
-    return out;
-}
-
 // Flows keyed by "src sport", without what differs between nodes by design (the timer: weak policy).
 std::map<std::string, nlohmann::json> comparable(const nlohmann::json& dump) {
     std::map<std::string, nlohmann::json> out;
     for (auto f : dump["flows"]) {
         f.erase("timeout");
-        out[f["original"]["src"].get<std::string>() + " " +
-            std::to_string(f["original"]["sport"].get<int>())] = f;
+        out[flow_identity(f)] = f;
     }
     return out;
 }

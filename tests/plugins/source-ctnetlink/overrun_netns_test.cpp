@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/support/identities.hpp"
 #include "tests/support/netns.hpp"
 
 namespace ctsync::test {
@@ -16,28 +17,10 @@ namespace {
 using namespace std::chrono_literals;
 const std::string kCtInject = CTSYNC_CT_INJECT;
 
-// The identities ct-inject creates: "src sport".
-std::set<std::string> kernel_identities(const NetNs& ns) {
-    auto listing = run(ns.exec({"conntrack", "-L"}), 60s).out;
-    std::set<std::string> out;
-    std::istringstream in(listing);
-    for (std::string line; std::getline(in, line);) {
-        auto src = line.find("src=");
-        auto sport = line.find("sport=");
-        if (src == std::string::npos || sport == std::string::npos) {
-            continue;
-        }
-        out.insert(line.substr(src + 4, line.find(' ', src) - src - 4) + " " +
-                   line.substr(sport + 6, line.find(' ', sport) - sport - 6));
-    }
-    return out;
-}
-
 std::set<std::string> cache_identities(const nlohmann::json& dump) {
     std::set<std::string> out;
     for (const auto& f : dump["flows"]) {
-        out.insert(f["original"]["src"].get<std::string>() + " " +
-                   std::to_string(f["original"]["sport"].get<int>()));
+        out.insert(flow_identity(f));
     }
     return out;
 }
