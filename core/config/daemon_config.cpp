@@ -52,6 +52,37 @@ const ConfigKey kRootKeys[] = {
      .type = KeyType::kObject,
      .default_json = "{}",
      .description = "Datagram authentication: pre-shared key files, send key id, encryption."},
+    {.name = "failover",
+     .type = KeyType::kObject,
+     .default_json = "{}",
+     .description = "Role changes: warm or cold standby, what a new primary flushes."},
+};
+
+const ConfigKey kFailoverKeys[] = {
+    {.name = "standby",
+     .type = KeyType::kEnum,
+     .default_json = "\"warm\"",
+     .description =
+         "warm: a backup writes what its peers send into its own kernel table as it arrives, so that its "
+         "table is complete before the virtual addresses move (pfsync's way); cold: only the external "
+         "cache holds it until this node becomes primary (conntrackd's way; less work for a backup, "
+         "a longer commit at takeover).",
+     .choices = "warm|cold"},
+    {.name = "standby_batch",
+     .type = KeyType::kInteger,
+     .default_json = "2000",
+     .description = "Warm standby: at most this many entries per kernel write before the loop runs again.",
+     .min = 1,
+     .max = 1000000},
+    {
+        .name = "flush_unknown",
+        .type = KeyType::kBool,
+        .default_json = "true",
+        .description =
+            "Becoming primary: delete the kernel entries this node held when it stopped being primary (or "
+            "at start) that the old primary never had: connections that ended while another node forwarded "
+            "them. Entries created since are kept.",
+    },
 };
 
 const ConfigKey kReplicationKeys[] = {
@@ -382,6 +413,9 @@ std::span<const ConfigKey> replication_keys() {
 std::span<const ConfigKey> security_keys() {
     return kSecurityKeys;
 }
+std::span<const ConfigKey> failover_keys() {
+    return kFailoverKeys;
+}
 
 std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const std::string& origin,
                                                 ConfigReport& report) {
@@ -473,6 +507,12 @@ std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const s
         nlohmann::json security =
             validate_against(root["security"], kSecurityKeys, ".security", report.issues);
         parse_security(security, out, report);
+    }
+    if (root["failover"].is_object()) {
+        nlohmann::json f = validate_against(root["failover"], kFailoverKeys, ".failover", report.issues);
+        out.failover.warm_standby = !f["standby"].is_string() || f["standby"].get<std::string>() == "warm";
+        out.failover.standby_batch = static_cast<std::size_t>(int_of(f, "standby_batch", 2000));
+        out.failover.flush_unknown = !f["flush_unknown"].is_boolean() || f["flush_unknown"].get<bool>();
     }
     const bool has_transports = std::any_of(out.slots.begin(), out.slots.end(), [](const SlotEntry& s) {
         return s.category == sdk::Category::kTransport;

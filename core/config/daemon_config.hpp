@@ -30,6 +30,14 @@ std::span<const sdk::ConfigKey> log_keys();
 std::span<const sdk::ConfigKey> slot_keys();
 std::span<const sdk::ConfigKey> replication_keys();
 std::span<const sdk::ConfigKey> security_keys();
+std::span<const sdk::ConfigKey> failover_keys();
+
+// The `failover` section: what role changes do besides starting and stopping replication.
+struct FailoverOptions {
+    bool warm_standby = true;          // a backup writes replicated entries into its kernel as they come
+    std::size_t standby_batch = 2000;  // entries per warm write
+    bool flush_unknown = true;         // a new primary deletes stale entries the old primary never had
+};
 
 // One plugin instance requested by the config.
 struct SlotEntry {
@@ -58,6 +66,7 @@ struct DaemonConfig {
     std::vector<wire::KeyFile> keys;
     std::uint8_t send_key_id = 0;
     bool encrypt = false;
+    FailoverOptions failover;
 };
 
 // Everything wrong with a configuration. Config issues mean exit code 2; plugin refusals alone mean 3.

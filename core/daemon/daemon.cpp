@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <ctsync/sdk/sdk.hpp>
 
 #include "core/control/protocol.hpp"
@@ -15,6 +16,8 @@
 #include "core/daemon/lock_file.hpp"
 #include "core/daemon/plugin_host.hpp"
 #include "core/daemon/tables.hpp"
+#include "core/failover/role_machine.hpp"
+#include "core/failover/warm_standby.hpp"
 #include "core/log/logging.hpp"
 #include "core/metrics/registry.hpp"
 #include "core/replication/engine.hpp"
@@ -88,6 +91,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     sdk::Source* source = nullptr;
     std::vector<sdk::Filter*> filters;
     std::vector<std::pair<std::string, sdk::Transport*>> transports;
+    std::vector<std::pair<std::string, sdk::HaAdapter*>> adapters;
     ProtoTable protos;
     for (const auto& instance : host.instances()) {
         if (auto* s = instance.as<sdk::Source>()) {
@@ -96,6 +100,8 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
             filters.push_back(f);
         } else if (auto* t = instance.as<sdk::Transport>()) {
             transports.emplace_back(instance.slot.instance, t);
+        } else if (auto* h = instance.as<sdk::HaAdapter>()) {
+            adapters.emplace_back(instance.slot.instance, h);
         } else if (auto* p = instance.as<sdk::ProtoHandler>()) {
             if (std::string error = protos.add(*p); !error.empty()) {
                 log->error("event=start_failed reason=\"{}\"", error);
@@ -106,6 +112,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     }
     HostLogger tables_log("ctsyncd");
     Tables tables(metrics, tables_log, source, filters);
+    tables.set_protos(&protos);
 
     // Replication: only with transports; every datagram is authenticated with the configured keys.
     HostLogger replication_log("replication");
@@ -137,6 +144,34 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return 1;
     }
 
+    // Roles: warm standby writes what peers send into this kernel while this node is not primary.
+    HostLogger failover_log("failover");
+    std::unique_ptr<WarmStandby> standby;
+    if (engine && source != nullptr && config.failover.warm_standby) {
+        standby = std::make_unique<WarmStandby>(io.get_executor(), tables, config.failover.standby_batch,
+                                                metrics, failover_log);
+        tables.external().set_observer(standby.get());
+    }
+    RoleMachine roles(io.get_executor(), config.failover, tables, engine.get(), standby.get(),
+                      config.replication.peer_timeout, metrics, failover_log);
+    // An HA plugin decides the role; until it speaks the node is INIT and sends nothing. Without one the
+    // config's initial_role holds (changed by `ctsyncctl role`).
+    const sdk::Role initial = !adapters.empty()            ? sdk::Role::kInit
+                              : !engine                    ? sdk::Role::kInit
+                              : config.replication.sending ? sdk::Role::kPrimary
+                                                           : sdk::Role::kBackup;
+    roles.start(initial);
+    for (auto& [name, adapter] : adapters) {
+        roles.add_adapter(*adapter);
+        std::string error;
+        if (!adapter->start(roles, error)) {
+            error = fmt::format("HA plugin '{}' refused to start: {}", name, error);
+            log->error("event=start_failed reason=\"{}\"", error);
+            report_ready(options.ready_fd, error);
+            return 1;
+        }
+    }
+
     control::Server control(io, metrics);
     // A whole table travels in one `import` request.
     control.set_max_request_bytes(512u * 1024 * 1024);
@@ -157,9 +192,8 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return nlohmann::json{{"node_id", config.node_id},
                               {"node_name", config.node_name},
                               {"pid", ::getpid()},
-                              {"role", sdk::to_string(!engine             ? sdk::Role::kInit
-                                                      : engine->sending() ? sdk::Role::kPrimary
-                                                                          : sdk::Role::kBackup)},
+                              {"role", sdk::to_string(roles.role())},
+                              {"failover", roles.status()},
                               {"uptime_s", uptime.count()},
                               {"network_namespace", network_namespace()},
                               {"config_file", config.source_file.string()},
@@ -193,13 +227,19 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return nlohmann::json{{"requested", true}};
     });
     control.add("role", [&](const nlohmann::json& args) {
-        const std::string role = args.value("role", std::string());
-        if (role != "primary" && role != "backup") {
-            throw std::invalid_argument("role must be \"primary\" or \"backup\"");
+        const auto it = args.find("role");
+        const std::string role = it != args.end() && it->is_string() ? it->get<std::string>() : "";
+        if (role != "primary" && role != "backup" && role != "fault") {
+            throw std::invalid_argument("\"role\" must be \"primary\", \"backup\" or \"fault\"");
         }
-        require_engine().set_sending(role == "primary");
-        log->info("event=role_set role={} by=control", role);
-        return nlohmann::json{{"role", role}};
+        const sdk::Role target = role == "primary"  ? sdk::Role::kPrimary
+                                 : role == "backup" ? sdk::Role::kBackup
+                                                    : sdk::Role::kFault;
+        return roles.set_role(target, args.value("reason", std::string("ctsyncctl")));
+    });
+    control.add("send-bulk", [&](const nlohmann::json&) {
+        require_engine().announce_table();
+        return nlohmann::json{{"queued", true}};
     });
     if (std::string error = control.listen(config.control_socket); !error.empty()) {
         log->error("event=start_failed reason=\"{}\"", error);
@@ -225,22 +265,38 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     wait_hangup();
 
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-        if (ec) {
-            return;
-        }
-        log->info("event=shutdown signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    auto shutdown = [&](const std::string& cause) {
+        log->info("event=shutdown {}", cause);
         if (options.notify_systemd) {
             ::sd_notify(0, "STOPPING=1");
         }
         control.close();
         hangup.cancel();
+        signals.cancel();
+        roles.stop();
         if (engine) {
             engine->stop();
             tables.internal().set_observer(nullptr);
         }
+        tables.external().set_observer(nullptr);
         host.stop_all();
         io.stop();
+    };
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+        if (!ec) {
+            shutdown(signal == SIGTERM ? "signal=SIGTERM" : "signal=SIGINT");
+        }
+    });
+    // `ctsyncctl -k`: the reply goes out first, then the daemon stops as on SIGTERM.
+    boost::asio::steady_timer shutdown_timer(io);
+    control.add("shutdown", [&](const nlohmann::json&) {
+        shutdown_timer.expires_after(std::chrono::milliseconds(100));
+        shutdown_timer.async_wait([&](const boost::system::error_code& ec) {
+            if (!ec) {
+                shutdown("by=control");
+            }
+        });
+        return nlohmann::json{{"stopping", true}};
     });
 
     log->info(

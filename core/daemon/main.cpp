@@ -112,6 +112,7 @@ int describe(const std::string& name, bool json, const std::vector<std::string>&
             {".daemon.log", core::log_keys()},
             {".replication", core::replication_keys()},
             {".security", core::security_keys()},
+            {".failover", core::failover_keys()},
             {"plugin slot", core::slot_keys()},
         };
         if (json) {

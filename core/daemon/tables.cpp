@@ -138,45 +138,68 @@ nlohmann::json Tables::import(const nlohmann::json& args) {
 }
 
 nlohmann::json Tables::commit(const nlohmann::json&) {
+    require_source();
+    std::vector<sdk::FlowState> flows;
+    flows.reserve(external_.flow_count());
+    external_.for_each_flow([&](const sdk::FlowState& f) { flows.push_back(f); });
+    return write_entries(std::move(flows), {}, true, "commit");
+}
+
+nlohmann::json Tables::write_entries(std::vector<sdk::FlowState> upserts,
+                                     const std::vector<sdk::FlowState>& deletes, bool expectations,
+                                     std::string_view event, bool routine) {
     sdk::Source& source = require_source();
     const auto started = std::chrono::steady_clock::now();
+    if (protos_ != nullptr) {
+        for (auto& f : upserts) {
+            protos_->adjust_for_commit(f);
+        }
+    }
     // Masters first: an expectation can only be created once its master exists.
     std::vector<sdk::WriteOp> ops;
-    ops.reserve(external_.flow_count() + external_.expectation_count());
-    external_.for_each_flow([&](const sdk::FlowState& f) {
+    ops.reserve(upserts.size() + deletes.size() + (expectations ? external_.expectation_count() : 0));
+    for (const auto& f : upserts) {
         ops.push_back({sdk::WriteOp::Kind::kUpsert, &f, nullptr});
-    });
+    }
+    for (const auto& f : deletes) {
+        ops.push_back({sdk::WriteOp::Kind::kDelete, &f, nullptr});
+    }
     const std::size_t flows = ops.size();
-    external_.for_each_expectation([&](const sdk::Expectation& e) {
-        ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
-    });
-    sdk::WriteReport report = source.write(ops);
+    if (expectations) {
+        external_.for_each_expectation([&](const sdk::Expectation& e) {
+            ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
+        });
+    }
+    sdk::WriteReport report = ops.empty() ? sdk::WriteReport{} : source.write(ops);
     const auto ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    commits_.add();
-    commit_failed_.add(report.failed);
+    if (!routine) {
+        commits_.add();
+        commit_failed_.add(report.failed);
+    }
     const double rate = ms > 0 ? static_cast<double>(ops.size()) / (ms / 1000.0) : 0.0;
-    log_.info(fmt::format(
-        "event=commit flows={} expectations={} applied={} failed={} ms={:.1f} entries_per_s={:.0f}", flows,
-        ops.size() - flows, report.applied, report.failed, ms, rate));
+    log_.log(routine ? sdk::LogLevel::kDebug : sdk::LogLevel::kInfo,
+             fmt::format("event={} flows={} deletes={} expectations={} applied={} failed={} ms={:.1f} "
+                         "entries_per_s={:.0f}",
+                         event, upserts.size(), deletes.size(), ops.size() - flows, report.applied,
+                         report.failed, ms, rate));
+    auto describe = [&](std::size_t index) {
+        return index >= ops.size()          ? std::string("?")
+               : ops[index].flow != nullptr ? to_line(*ops[index].flow)
+                                            : to_line(*ops[index].expectation);
+    };
     for (const auto& e : report.errors) {
-        std::string entry = e.index < ops.size()
-                                ? (ops[e.index].flow != nullptr ? to_line(*ops[e.index].flow)
-                                                                : to_line(*ops[e.index].expectation))
-                                : std::string("?");
-        log_.warn(fmt::format("event=commit_refused errno={} reason=\"{}\" entry=\"{}\"", e.error, e.message,
-                              entry));
+        log_.log(routine ? sdk::LogLevel::kDebug : sdk::LogLevel::kWarn,
+                 fmt::format("event={}_refused errno={} reason=\"{}\" entry=\"{}\"", event, e.error,
+                             e.message, describe(e.index)));
     }
     nlohmann::json out = write_report_json(report);
     // Name the refused entries: indexes into a hash map's order mean nothing to an operator.
     for (auto& e : out["errors"]) {
-        const auto index = e["index"].get<std::size_t>();
-        if (index < ops.size()) {
-            e["entry"] =
-                ops[index].flow != nullptr ? to_line(*ops[index].flow) : to_line(*ops[index].expectation);
-        }
+        e["entry"] = describe(e["index"].get<std::size_t>());
     }
-    out["flows"] = flows;
+    out["flows"] = upserts.size();
+    out["deletes"] = deletes.size();
     out["expectations"] = ops.size() - flows;
     out["ms"] = ms;
     out["entries_per_s"] = rate;
@@ -217,6 +240,10 @@ nlohmann::json Tables::flush(const nlohmann::json& args) {
 nlohmann::json Tables::resync(const nlohmann::json&) {
     require_source().request_dump();
     return {{"dump_requested", true}};
+}
+
+bool Tables::internal_synced() const {
+    return view_->completed_dumps() > 0;
 }
 
 nlohmann::json Tables::summary() const {

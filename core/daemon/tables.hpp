@@ -14,6 +14,7 @@
 #include "core/cache/flow_cache.hpp"
 #include "core/cache/kernel_view.hpp"
 #include "core/metrics/registry.hpp"
+#include "core/replication/proto_table.hpp"
 
 namespace ctsync::core {
 
@@ -34,6 +35,21 @@ class Tables {
     nlohmann::json resync(const nlohmann::json& args);
     nlohmann::json summary() const;
 
+    // The proto handlers adjust every entry written into the kernel (TCP: window tracking off).
+    void set_protos(const ProtoTable* protos) { protos_ = protos; }
+    // Writes `upserts` (adjusted by the proto handlers) and `deletes` into the kernel, then, with
+    // `expectations`, every expectation of the external cache (masters first). Logs one `event=<event>`
+    // line with the time taken; returns the report (applied, failed, errors naming the entries, ms).
+    // `routine` writes (warm standby, many a second) log at debug level and are not counted as commits.
+    // Throws std::runtime_error without a source.
+    nlohmann::json write_entries(std::vector<sdk::FlowState> upserts,
+                                 const std::vector<sdk::FlowState>& deletes, bool expectations,
+                                 std::string_view event, bool routine = false);
+    // The internal cache holds a complete dump of the kernel table.
+    bool internal_synced() const;
+    // The source, or null (no kernel to write).
+    sdk::Source* source() const { return source_; }
+
     FlowCache& internal() { return internal_; }
     FlowCache& external() { return external_; }
 
@@ -44,6 +60,7 @@ class Tables {
     MetricsRegistry& metrics_;
     sdk::Logger& log_;
     sdk::Source* source_;
+    const ProtoTable* protos_ = nullptr;
     std::vector<sdk::Filter*> filters_;
     FlowCache internal_;
     FlowCache external_;

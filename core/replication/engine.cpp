@@ -245,7 +245,7 @@ void Engine::stop() {
     flush_scheduled_ = false;
 }
 
-void Engine::set_sending(bool sending) {
+void Engine::set_sending(bool sending, bool announce) {
     if (sending == options_.sending) {
         return;
     }
@@ -256,9 +256,40 @@ void Engine::set_sending(bool sending) {
     delayed_.clear();
     pending_expectations_.clear();
     bulks_.clear();
-    if (sending && !stopped_) {
-        start_bulk(0, 0);  // the peers may hold nothing of ours yet
+    if (sending && announce) {
+        announce_table();  // the peers may hold nothing of ours yet
     }
+}
+
+void Engine::announce_table() {
+    if (!stopped_) {
+        start_bulk(0, 0);
+    }
+}
+
+std::size_t Engine::live_peers() const {
+    std::size_t n = 0;
+    for (const auto& [node, peer] : peers_) {
+        n += peer->live ? 1 : 0;
+    }
+    return n;
+}
+
+bool Engine::holds_primary_table() const {
+    return std::any_of(peers_.begin(), peers_.end(), [](const auto& entry) {
+        const Peer& p = *entry.second;
+        return p.live && p.role == 2 && p.synced && p.bulk_done && !p.awaiting_bulk && !p.in_bulk;
+    });
+}
+
+std::uint64_t Engine::last_applied_sequence() const {
+    std::uint64_t last = 0;
+    for (const auto& [node, peer] : peers_) {
+        if (peer->live && peer->synced && peer->expected > 0) {
+            last = std::max(last, peer->expected - 1);
+        }
+    }
+    return last;
 }
 
 void Engine::request_bulk_from_all() {

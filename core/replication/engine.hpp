@@ -55,13 +55,22 @@ class Engine final : public CacheObserver {
 
     // Turns sending on (the primary) or off. Turning it on announces the whole table to every peer (a bulk
     // addressed to all), since they may hold nothing of this node's yet.
-    void set_sending(bool sending);
+    // `announce` false: the caller announces later (announce_table), as a new primary's steps do.
+    void set_sending(bool sending, bool announce = true);
+    // Sends the whole table to every peer (a bulk addressed to all): `ctsyncctl -B`, a new primary.
+    void announce_table();
     bool sending() const { return options_.sending; }
     // Asks every peer that is heard for a fresh bulk transfer of its table.
     void request_bulk_from_all();
 
     // Every sender we heard is synced and no bulk is running or awaited.
     bool complete() const;
+    // Peers heard within peer_timeout.
+    std::size_t live_peers() const;
+    // The highest data sequence applied from any live peer (0: none): how far this node follows.
+    std::uint64_t last_applied_sequence() const;
+    // A live peer that sends (a primary) and whose whole table this node holds (bulk done, in sequence).
+    bool holds_primary_table() const;
     nlohmann::json status() const;
 
     // CacheObserver (the internal cache)
