@@ -11,6 +11,8 @@
 # and datagrams per entry or flow.
 #
 # Usage: bench/replication_bench.sh [N] [C]   (default 100000 10000; needs root and a build in build/)
+# ctsync's backup runs a cold standby (external cache only), as conntrackd's backup does: like for like.
+# STANDBY=warm measures the default warm standby, whose backup also writes every entry into its kernel.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CTSYNC_BUILD_DIR:-${ROOT}/build}/bin"
@@ -45,7 +47,7 @@ ctsync_config() { # name node_id role
  "source": {"plugin": "source-ctnetlink", "config": {"expectations": false, "resync_interval_s": 0,
             "event_buffer_max_bytes": 268435456${EXTRA_SOURCE:-}}},
  "transports": [{"plugin": "transport-mcast", "config": {"interface": "sy0", "group": "239.255.0.1"}}],
- "replication": {"initial_role": "$3"},
+ "replication": {"initial_role": "$3"}, "failover": {"standby": "${STANDBY:-cold}"},
  "security": {"keys": [{"id": 1, "file": "${WORK}/sync.key"}]}}
 JSON
 }
