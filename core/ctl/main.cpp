@@ -3,12 +3,16 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <vector>
 
-#include "core/cache/flow_json.hpp"
 #include "core/config/daemon_config.hpp"
 #include "core/control/client.hpp"
+#include "core/ctl/conntrackd_compat.hpp"
 #include "core/version.hpp"
 
 namespace {
@@ -90,36 +94,83 @@ void print_plugins(const nlohmann::json& list) {
     }
 }
 
-// conntrack -L style lines; the JSON reply is kept for --json.
-void print_dump(const nlohmann::json& reply, bool expectations) {
-    core::ConfigIssues ignored;
-    std::size_t n = 0;
-    if (expectations) {
-        for (const auto& e : reply.value("expectations", nlohmann::json::array())) {
-            if (auto parsed = core::expectation_from_json(e, ".", ignored)) {
-                std::cout << core::to_line(*parsed) << "\n";
-                ++n;
+// The remaining time before `deadline`, at least 1 ms: several requests share one --timeout.
+std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return std::max(left, std::chrono::milliseconds(1));
+}
+
+void print_error(const core::control::Reply& reply) {
+    std::cerr << "ctsyncctl: " << (reply.transport_error ? "" : "ctsyncd: ") << reply.error << "\n";
+}
+
+// A conntrackd-style flag: its requests in order, each reply printed as it comes. A failed request does not
+// stop the next one (-f without argument refreshes the internal cache and empties the external one, and
+// one of them failing is no reason to skip the other), but it makes the exit code 1.
+int run_compat(const fs::path& socket, const core::ctl::CompatCommand& command, int timeout_ms, bool json) {
+    using core::ctl::CompatAction;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto requests = core::ctl::requests_for(command);
+    if (command.action == CompatAction::kStats) {
+        core::ctl::StatsInput input;
+        nlohmann::json* replies[] = {&input.status, &input.stats, &input.plugins};
+        for (std::size_t i = 0; i < requests.size() && i < std::size(replies); ++i) {
+            auto reply = core::control::call(socket, requests[i], remaining(deadline));
+            if (!reply.ok) {
+                print_error(reply);
+                return kExitFailure;
             }
+            *replies[i] = std::move(reply.result);
         }
-        std::cout << fmt::format("{} expectation{} in the {} cache\n", n, n == 1 ? "" : "s",
-                                 reply.value("cache", ""));
-        return;
+        if (json) {
+            nlohmann::json out = {
+                {"status", input.status}, {"stats", input.stats}, {"plugins", input.plugins}};
+            std::cout << out.dump(2) << "\n";
+            return kExitOk;
+        }
+        std::string error;
+        auto text = core::ctl::format_stats(command.argument, input, error);
+        if (!text) {
+            std::cerr << "ctsyncctl: " << error << "\n";
+            return kExitFailure;
+        }
+        std::cout << *text;
+        return kExitOk;
     }
-    for (const auto& f : reply.value("flows", nlohmann::json::array())) {
-        if (auto parsed = core::flow_from_json(f, ".", ignored)) {
-            std::cout << core::to_line(*parsed) << "\n";
-            ++n;
+    int code = kExitOk;
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& request : requests) {
+        auto reply = core::control::call(socket, request, remaining(deadline));
+        if (!reply.ok) {
+            print_error(reply);
+            code = kExitFailure;
+            continue;
+        }
+        if (core::ctl::reply_reports_failure(request, reply.result)) {
+            code = kExitFailure;
+        }
+        if (json) {
+            results.push_back(std::move(reply.result));
+        } else if (request.command == "dump") {
+            std::cout << core::ctl::format_dump(reply.result, command.argument == "expect");
+        } else {
+            std::cout << core::ctl::describe_reply(request, reply.result);
         }
     }
-    std::cout << fmt::format("{} flow{} in the {} cache\n", n, n == 1 ? "" : "s", reply.value("cache", ""));
+    if (json && !results.empty()) {
+        std::cout << (results.size() == 1 ? results[0] : results).dump(2) << "\n";
+    }
+    return code;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    using core::ctl::CompatAction;
     CLI::App app{"ctsyncctl: query and command a running ctsyncd", "ctsyncctl"};
     app.set_version_flag("-v,--version", std::string("ctsyncctl ") + core::kVersion);
-    app.require_subcommand(1);
+    app.require_subcommand(0, 1);
     std::string config_file = core::kDefaultConfigFile;
     std::string socket_path;
     int timeout_ms = 5000;
@@ -128,9 +179,71 @@ int main(int argc, char** argv) {
                    "ctsyncd configuration file: the control socket is read from it")
         ->capture_default_str();
     app.add_option("-S,--socket", socket_path, "Control socket path (overrides --config)");
-    app.add_option("--timeout", timeout_ms, "Milliseconds to wait for the daemon")
+    app.add_option("--timeout", timeout_ms,
+                   "Milliseconds to wait for the daemon (for all requests of a call)")
         ->capture_default_str()
         ->check(CLI::Range(1, 600000));
+    app.add_flag("--json", json, "With a conntrackd-style flag: print the daemon's JSON reply");
+
+    // conntrackd's client flags: each one is a command of its own, like a subcommand.
+    const std::string compat_group = "conntrackd-compatible commands (one per call, instead of a subcommand)";
+    struct CompatOption {
+        CompatAction action;
+        CLI::Option* option;
+        std::string argument;
+    };
+    std::vector<CompatOption> compat;
+    for (auto action : {CompatAction::kCommit, CompatAction::kFlushCaches, CompatAction::kFlushKernel,
+                        CompatAction::kResync, CompatAction::kSendBulk, CompatAction::kRequestBulk,
+                        CompatAction::kLeavePrimary, CompatAction::kKill, CompatAction::kStats,
+                        CompatAction::kDumpInternal, CompatAction::kDumpExternal}) {
+        compat.push_back(CompatOption{action, nullptr, std::string()});
+    }
+    // CLI11 keeps pointers to each `argument` from here on: `compat` must not grow any more.
+    const std::map<CompatAction, std::string> compat_help = {
+        {CompatAction::kCommit,
+         "Take over as primary: commit the external cache into the kernel (role primary: the promotion); "
+         "ct and expect both commit flows and expectations"},
+        {CompatAction::kFlushCaches,
+         "Flush the caches, both without argument: internal re-reads the kernel table (resync), external "
+         "empties the external cache"},
+        {CompatAction::kFlushKernel,
+         "Flush the kernel conntrack table (flows and expectations for either argument)"},
+        {CompatAction::kResync,
+         "Resync the internal cache with the kernel table (a fresh dump, flows and expectations for either "
+         "argument)"},
+        {CompatAction::kSendBulk, "Send this node's whole table to the peers (a bulk transfer)"},
+        {CompatAction::kRequestBulk,
+         "Request a resync from the other node(s): a bulk transfer of their tables"},
+        {CompatAction::kLeavePrimary,
+         "Stop being primary (role backup: stop sending, keep receiving); conntrackd's -t flushes the kernel "
+         "table after PurgeTimeout instead (docs/MIGRATION.md)"},
+        {CompatAction::kKill, "Stop the daemon"},
+        {CompatAction::kStats, "Statistics in conntrackd's layout; without section: the default sections"},
+        {CompatAction::kDumpInternal,
+         "List the internal cache: flows (ct, default) or expectations (expect)"},
+        {CompatAction::kDumpExternal,
+         "List the external cache: flows (ct, default) or expectations (expect)"},
+    };
+    for (auto& c : compat) {
+        const std::string name(core::ctl::flag_name(c.action));
+        const auto choices = core::ctl::flag_choices(c.action);
+        if (choices.empty()) {
+            c.option = app.add_flag(name, compat_help.at(c.action));
+        } else {
+            c.option = app.add_option(name, c.argument, compat_help.at(c.action))
+                           ->expected(0, 1)
+                           ->check(CLI::IsMember(choices).description(""))
+                           ->type_name(fmt::format("[{}]", fmt::join(choices, "|")));
+        }
+        c.option->group(compat_group);
+    }
+    bool daemon_flag = false;
+    bool xml_flag = false;
+    app.add_flag("-d", daemon_flag, "conntrackd's daemon mode: not here, use ctsyncd -d")
+        ->group(compat_group);
+    app.add_flag("-x", xml_flag, "conntrackd's XML output: not supported, use --json")->group(compat_group);
+
     auto* status = app.add_subcommand("status", "Node, role, pid, uptime, namespace, paths");
     auto* stats = app.add_subcommand("stats", "Counters and gauges");
     auto* plugins = app.add_subcommand("plugins", "Loaded plugin instances");
@@ -175,6 +288,40 @@ int main(int argc, char** argv) {
         int code = app.exit(e);
         return code == 0 ? kExitOk : kExitUsage;
     }
+    if (daemon_flag) {
+        std::cerr
+            << "ctsyncctl: -d runs conntrackd as a daemon; ctsyncctl is only the client: use ctsyncd -d "
+               "(see ctsyncd --help)\n";
+        return kExitUsage;
+    }
+    if (xml_flag) {
+        std::cerr << "ctsyncctl: -x (XML output) is not supported: use --json (with -i or -e, for example)\n";
+        return kExitUsage;
+    }
+
+    // Exactly one command: a subcommand or one conntrackd-style flag.
+    std::vector<std::string> given;
+    const CompatOption* chosen_flag = nullptr;
+    for (const auto& c : compat) {
+        if (c.option->count() > 0) {
+            given.emplace_back(core::ctl::flag_name(c.action));
+            chosen_flag = &c;
+        }
+    }
+    for (const auto* sub : app.get_subcommands()) {
+        given.push_back(sub->get_name());
+    }
+    if (given.empty()) {
+        std::cerr
+            << "ctsyncctl: no command given: name a subcommand (status, dump, ...) or a conntrackd-style "
+               "flag (-s, -c, ...); see ctsyncctl --help\n";
+        return kExitUsage;
+    }
+    if (given.size() > 1) {
+        std::cerr << fmt::format("ctsyncctl: one command per call, but {} were given: {}\n", given.size(),
+                                 fmt::join(given, ", "));
+        return kExitUsage;
+    }
 
     fs::path socket;
     if (!socket_path.empty()) {
@@ -187,6 +334,10 @@ int main(int argc, char** argv) {
             return kExitFailure;
         }
         socket = *found;
+    }
+    if (chosen_flag != nullptr) {
+        return run_compat(socket, core::ctl::CompatCommand{chosen_flag->action, chosen_flag->argument},
+                          timeout_ms, json);
     }
     auto* chosen = app.get_subcommands().front();
     core::control::Request request{chosen->get_name(), nlohmann::json::object()};
@@ -214,7 +365,7 @@ int main(int argc, char** argv) {
     }
     auto reply = core::control::call(socket, request, std::chrono::milliseconds(timeout_ms));
     if (!reply.ok) {
-        std::cerr << "ctsyncctl: " << (reply.transport_error ? "" : "ctsyncd: ") << reply.error << "\n";
+        print_error(reply);
         return kExitFailure;
     }
     if (json) {
@@ -229,7 +380,7 @@ int main(int argc, char** argv) {
     } else if (chosen == plugins) {
         print_plugins(reply.result);
     } else if (chosen == dump) {
-        print_dump(reply.result, expectations);
+        std::cout << core::ctl::format_dump(reply.result, expectations);
     } else if (chosen == import) {
         std::cout << fmt::format(
             "imported {} flows and {} expectations; the external cache holds {} flows and {} "

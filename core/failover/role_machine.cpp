@@ -109,6 +109,11 @@ nlohmann::json RoleMachine::set_role(sdk::Role role, const std::string& reason) 
     if (role == sdk::Role::kPrimary) {
         if (from == sdk::Role::kPrimary) {
             // conntrackd's -c on a primary: commit again; nothing else changes.
+            if (tables_.source() == nullptr) {
+                return {{"role", sdk::to_string(role_)},
+                        {"unchanged", true},
+                        {"commit", {{"skipped", "no source plugin: no kernel to write"}}}};
+            }
             nlohmann::json commit = tables_.commit(nlohmann::json::object());
             return {{"role", sdk::to_string(role_)}, {"unchanged", true}, {"commit", commit}};
         }
