@@ -136,6 +136,7 @@ nlohmann::json RoleMachine::set_role(sdk::Role role, const std::string& reason) 
     if (standby_ != nullptr) {
         standby_->set_active(true);
     }
+    complete_seen_ = false;  // a new bulk transfer is asked for (backup) or the node is unfit (fault)
     if (role == sdk::Role::kBackup) {
         alone_since_ = started;
         if (engine_ != nullptr) {
@@ -290,8 +291,13 @@ bool RoleMachine::ready() const {
     if (engine_ == nullptr || engine_->complete()) {
         return true;
     }
-    // Alone long enough: nobody else holds a table, and the last node left must be able to take over.
-    return engine_->live_peers() == 0 && Clock::now() - alone_since_ >= peer_timeout_;
+    if (engine_->live_peers() != 0) {
+        return false;  // a peer's table is awaited or arriving
+    }
+    // Nobody left: a table that was complete when the peers went stays the best there is (the primary
+    // died: this backup must not lower its priority now); otherwise, alone long enough, the last node left
+    // must be able to take over.
+    return complete_seen_ || Clock::now() - alone_since_ >= peer_timeout_;
 }
 
 void RoleMachine::push_readiness(bool force) {
@@ -315,6 +321,9 @@ void RoleMachine::push_readiness(bool force) {
 
 void RoleMachine::tick() {
     if (engine_ != nullptr) {
+        if (role_ != sdk::Role::kPrimary && engine_->complete()) {
+            complete_seen_ = true;
+        }
         const bool alone = engine_->live_peers() == 0;
         if (alone && !was_alone_) {
             alone_since_ = Clock::now();

@@ -15,8 +15,9 @@
 //   -> FAULT: stop sending (keepalived found this node unfit); keep receiving.
 //
 // Readiness for the HA plugin's priority hold: a primary is ready; a backup is ready once the engine holds
-// every peer's table (bulk done) and the warm standby wrote it, or when no peer was heard for a whole
-// peer_timeout since it became backup (the last node left must be able to take over); FAULT is not ready.
+// every peer's table (bulk done) and the warm standby wrote it; when every peer is gone, a backup that was
+// complete stays ready (the primary died), one that never was becomes ready after a whole peer_timeout alone
+// (the last node left must be able to take over); FAULT is not ready.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -87,6 +88,7 @@ class RoleMachine final : public sdk::RoleSink {
     Clock::time_point since_{};
     Clock::time_point alone_since_{};  // no live peer since (or since becoming backup)
     bool was_alone_ = true;
+    bool complete_seen_ = false;  // the engine was complete since this node became backup
     // Keys this node's kernel held when it stopped being primary (or at start): flushed at the next
     // promotion unless the old primary had them.
     std::optional<std::vector<sdk::FlowKey>> stale_;
