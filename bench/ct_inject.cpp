@@ -3,10 +3,12 @@
 // benchmarks, and the event-burst generator for the overrun test. Deliberately independent of ctsync's own
 // writer (source-ctnetlink), so that it can measure it.
 //
-//   ct-inject --count N [--first K] [--delete] [--nat] [--batch-bytes B]
+//   ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] [--batch-bytes B]
 //
 // Entry i (from K): TCP ESTABLISHED 192.0.2.(1+i/60000):(1024+i%60000) -> 198.51.100.10:80, timeout 600 s;
-// with --nat, SNAT to 203.0.113.(1+i/60000):(1024+i%60000). Prints one line: entries, ms, entries/s, errors.
+// with --nat, SNAT to 203.0.113.(1+i/60000):(1024+i%60000); with --snat-to ADDR, SNAT to the one IPv4
+// address ADDR (a firewall's virtual IP) port 1024+i%60000, the destination port then being 80+i/60000 so
+// that every reply tuple stays unique. Prints one line: entries, ms, entries/s, errors.
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
@@ -27,6 +29,7 @@ struct Options {
     long first = 0;
     bool del = false;
     bool nat = false;
+    std::uint32_t snat_to = 0;  // network order; 0: per-entry addresses (--nat)
     std::size_t batch_bytes = 128 * 1024;
 };
 
@@ -34,7 +37,7 @@ std::uint32_t v4(int a, int b, int c, int d) {
     return htonl(static_cast<std::uint32_t>((a << 24) | (b << 16) | (c << 8) | d));
 }
 
-nf_conntrack* make_entry(long i, bool nat) {
+nf_conntrack* make_entry(long i, bool nat, std::uint32_t snat_to) {
     nf_conntrack* ct = nfct_new();
     const int host = static_cast<int>(1 + i / 60000);
     const auto port = static_cast<std::uint16_t>(1024 + i % 60000);
@@ -43,13 +46,14 @@ nf_conntrack* make_entry(long i, bool nat) {
     nfct_set_attr_u32(ct, ATTR_IPV4_SRC, v4(192, 0, 2, host));
     nfct_set_attr_u32(ct, ATTR_IPV4_DST, v4(198, 51, 100, 10));
     nfct_set_attr_u16(ct, ATTR_PORT_SRC, htons(port));
-    nfct_set_attr_u16(ct, ATTR_PORT_DST, htons(80));
+    nfct_set_attr_u16(ct, ATTR_PORT_DST,
+                      htons(static_cast<std::uint16_t>(snat_to != 0 ? 80 + i / 60000 : 80)));
     nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
     nfct_set_attr_u8(ct, ATTR_TCP_STATE, 3);  // ESTABLISHED
     nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
     nfct_set_attr_u32(ct, ATTR_STATUS, IPS_CONFIRMED | IPS_SEEN_REPLY | IPS_ASSURED);
     if (nat) {
-        nfct_set_attr_u32(ct, ATTR_SNAT_IPV4, v4(203, 0, 113, host));
+        nfct_set_attr_u32(ct, ATTR_SNAT_IPV4, snat_to != 0 ? snat_to : v4(203, 0, 113, host));
         nfct_set_attr_u16(ct, ATTR_SNAT_PORT, htons(port));
     }
     return ct;
@@ -76,11 +80,19 @@ int main(int argc, char** argv) {
             o.del = true;
         } else if (a == "--nat") {
             o.nat = true;
+        } else if (a == "--snat-to") {
+            const char* addr = next();
+            if (inet_pton(AF_INET, addr, &o.snat_to) != 1 || o.snat_to == 0) {
+                std::fprintf(stderr, "ct-inject: --snat-to needs an IPv4 address, not %s\n", addr);
+                return 2;
+            }
+            o.nat = true;
         } else if (a == "--batch-bytes") {
             o.batch_bytes = static_cast<std::size_t>(std::atol(next()));
         } else {
             std::fprintf(stderr,
-                         "usage: ct-inject --count N [--first K] [--delete] [--nat] [--batch-bytes B]\n");
+                         "usage: ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] "
+                         "[--batch-bytes B]\n");
             return 2;
         }
     }
@@ -107,7 +119,7 @@ int main(int argc, char** argv) {
         nlmsghdr* last = nullptr;
         const std::uint32_t first_seq = seq;
         while (i < end && o.batch_bytes - used >= 1024) {
-            nf_conntrack* ct = make_entry(i++, o.nat && !o.del);
+            nf_conntrack* ct = make_entry(i++, o.nat && !o.del, o.snat_to);
             nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data() + used);
             nlh->nlmsg_type =
                 (NFNL_SUBSYS_CTNETLINK << 8) | (o.del ? IPCTNL_MSG_CT_DELETE : IPCTNL_MSG_CT_NEW);

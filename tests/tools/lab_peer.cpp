@@ -13,18 +13,37 @@
 //                                   (a ctsync datagram type; any when absent) to FILE (10 s)
 //   lab-peer mcast-send GROUP PORT IFACE FILE
 //                                   send FILE's bytes as one datagram to the group, TTL 1, out of IFACE
+//   lab-peer tcp-stream HOST PORT --interval-ms N --until FILE [--max-ms M] [--stall-ms S]
+//                                   one connection to tcp-server (banner skipped): "seq K" every N ms, echoes
+//                                   read and checked in order; TCP_INFO sampled every interval; stops sending
+//                                   when FILE exists (or after M ms), then waits up to 5 s for the echoes
+//                                   still due; an error on reset, end of file, or no echo for S ms (default
+//                                   20000) while one is due. One JSON line on stdout; exit 0 when no error
+//                                   and nothing lost. A gap of 200 ms or more between echoes is reported on
+//                                   stderr when it ends ({"event":"resumed",...}), for scripts that wait.
+//   lab-peer udp-stream-server PORT echo each datagram prefixed with the source it came from ("from A:P ")
+//   lab-peer udp-stream HOST PORT --interval-ms N --until FILE [--max-ms M]
+//                                   "seq K" every N ms to udp-stream-server; counts the echoes and records
+//                                   every distinct source the server saw (a new one: the NAT mapping
+//                                   changed); waits 1 s for late echoes after stopping; one JSON line
 // Every wait is bounded; the test kills servers by PID.
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -269,12 +288,428 @@ int mcast_send(const char* group, const char* port, const char* iface, const cha
     return 0;
 }
 
+// ---- streams: a long-lived connection (or UDP session) through the firewall pair, measured ----
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::int64_t ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+bool file_exists(const std::string& path) {
+    return !path.empty() && ::access(path.c_str(), F_OK) == 0;
+}
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+            out += buf;
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+struct StreamOptions {
+    int interval_ms = 20;
+    std::string until;
+    std::int64_t max_ms = 0;  // 0: no limit but the file
+    std::int64_t stall_ms = 20000;
+};
+
+// Parses "--interval-ms N --until FILE [--max-ms M] [--stall-ms S]" from argv[first..].
+bool parse_stream_options(int argc, char** argv, int first, StreamOptions& o, bool allow_stall) {
+    for (int i = first; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "lab-peer: %s needs a value\n", argv[i]);
+            return false;
+        }
+        const std::string key = argv[i];
+        if (key == "--interval-ms") {
+            o.interval_ms = std::atoi(argv[i + 1]);
+        } else if (key == "--until") {
+            o.until = argv[i + 1];
+        } else if (key == "--max-ms") {
+            o.max_ms = std::atoll(argv[i + 1]);
+        } else if (key == "--stall-ms" && allow_stall) {
+            o.stall_ms = std::atoll(argv[i + 1]);
+        } else {
+            std::fprintf(stderr, "lab-peer: unknown option %s\n", argv[i]);
+            return false;
+        }
+    }
+    if (o.interval_ms < 1 || o.interval_ms > 60000 || o.stall_ms < 100) {
+        std::fprintf(stderr, "lab-peer: --interval-ms must be 1..60000 and --stall-ms at least 100\n");
+        return false;
+    }
+    if (o.until.empty() && o.max_ms <= 0) {
+        std::fprintf(stderr, "lab-peer: a stream needs --until FILE or --max-ms M\n");
+        return false;
+    }
+    return true;
+}
+
+// Gaps between consecutive echo arrivals.
+struct GapMeter {
+    Clock::time_point start = Clock::now();
+    std::int64_t start_epoch = epoch_ms();
+    bool any = false;
+    Clock::time_point last{};
+    std::int64_t last_epoch = 0;
+    std::int64_t max_gap = 0;
+    std::int64_t gap_at = 0;        // ms from the start to the beginning of the largest gap
+    std::int64_t gap_at_epoch = 0;  // the same, wall clock (ms since 1970), to compare with a script's clock
+
+    void arrival() {
+        const auto now = Clock::now();
+        const auto now_epoch = epoch_ms();
+        if (any) {
+            const auto gap = ms_between(last, now);
+            if (gap > max_gap) {
+                max_gap = gap;
+                gap_at = ms_between(start, last);
+                gap_at_epoch = last_epoch;
+            }
+            if (gap >= 200) {
+                std::fprintf(stderr, "{\"event\":\"resumed\",\"gap_ms\":%lld,\"at_epoch_ms\":%lld}\n",
+                             static_cast<long long>(gap), static_cast<long long>(now_epoch));
+                std::fflush(stderr);
+            }
+        }
+        any = true;
+        last = now;
+        last_epoch = now_epoch;
+    }
+    // The stream ended with echoes still due: the time from the last echo (or the start) to the moment
+    // sending stopped is a gap too, the one that never closed.
+    void unfinished(Clock::time_point stopped) {
+        const auto from = any ? last : start;
+        const auto gap = ms_between(from, stopped);
+        if (gap > max_gap) {
+            max_gap = gap;
+            gap_at = ms_between(start, from);
+            gap_at_epoch = any ? last_epoch : start_epoch;
+        }
+    }
+    std::string json() const {
+        char buf[256];
+        std::snprintf(
+            buf, sizeof(buf),
+            "\"max_gap_ms\":%lld,\"gap_at_ms\":%lld,\"gap_at_epoch_ms\":%lld,\"start_epoch_ms\":%lld,"
+            "\"last_echo_epoch_ms\":%lld",
+            static_cast<long long>(max_gap), static_cast<long long>(gap_at),
+            static_cast<long long>(gap_at_epoch), static_cast<long long>(start_epoch),
+            static_cast<long long>(last_epoch));
+        return buf;
+    }
+};
+
+int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
+    std::int64_t sent = 0;
+    std::int64_t echoed = 0;
+    std::int64_t max_rto_ms = 0;
+    std::int64_t retrans = 0;
+    std::string error;
+    GapMeter gaps;
+    auto report = [&] {
+        std::printf(
+            "{\"proto\":\"tcp\",\"sent\":%lld,\"echoed\":%lld,\"lost\":%lld,%s,\"max_rto_ms\":%lld,"
+            "\"retrans\":%lld,\"error\":\"%s\"}\n",
+            static_cast<long long>(sent), static_cast<long long>(echoed),
+            static_cast<long long>(sent - echoed), gaps.json().c_str(), static_cast<long long>(max_rto_ms),
+            static_cast<long long>(retrans), json_escape(error).c_str());
+        std::fflush(stdout);
+        return error.empty() && sent == echoed ? 0 : 1;
+    };
+
+    addrinfo* ai = resolve(host, port, SOCK_STREAM, false);
+    if (ai == nullptr) {
+        error = "cannot resolve host";
+        return report();
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        error = std::string("connect: ") + std::strerror(errno);
+        return report();
+    }
+    pollfd cp{fd, POLLOUT, 0};
+    int soerr = 0;
+    socklen_t soerr_len = sizeof(soerr);
+    if (poll(&cp, 1, 5000) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &soerr_len) != 0 ||
+        soerr != 0) {
+        error = std::string("connect: ") + (soerr != 0 ? std::strerror(soerr) : "timed out after 5 s");
+        return report();
+    }
+
+    std::string inbuf;
+    bool banner = false;
+    bool stopping = false;
+    auto next_send = Clock::now();
+    Clock::time_point stop_at{};
+    auto last_progress = Clock::now();  // the last echo, or the moment an echo became due
+    auto sample_info = [&] {
+        tcp_info info{};
+        socklen_t len = sizeof(info);
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+            max_rto_ms = std::max<std::int64_t>(max_rto_ms, info.tcpi_rto / 1000);
+            retrans = std::max<std::int64_t>(retrans, info.tcpi_total_retrans);
+        }
+    };
+    while (true) {
+        const auto now = Clock::now();
+        if (!stopping &&
+            (file_exists(o.until) || (o.max_ms > 0 && ms_between(gaps.start, now) >= o.max_ms))) {
+            stopping = true;
+            stop_at = now;
+        }
+        if (stopping && (echoed == sent || ms_between(stop_at, now) >= 5000)) {
+            break;
+        }
+        if (echoed < sent && ms_between(last_progress, now) >= o.stall_ms) {
+            error = "no echo for " + std::to_string(o.stall_ms) + " ms";
+            break;
+        }
+        if (!stopping && banner && now >= next_send) {
+            if (echoed == sent) {
+                last_progress = now;  // an echo is due from now on
+            }
+            const std::string line = "seq " + std::to_string(sent) + "\n";
+            // Lines are tiny; the send buffer holds many seconds of them while the path is down.
+            const ssize_t n = send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n != static_cast<ssize_t>(line.size())) {
+                error = n < 0 ? std::string("send: ") + std::strerror(errno) : "send: short write";
+                break;
+            }
+            ++sent;
+            sample_info();
+            next_send += std::chrono::milliseconds(o.interval_ms);
+            if (next_send < now) {
+                next_send = now + std::chrono::milliseconds(o.interval_ms);
+            }
+        }
+        int wait_ms = static_cast<int>(std::max<std::int64_t>(0, ms_between(Clock::now(), next_send)));
+        if (stopping || !banner) {
+            wait_ms = 20;
+        }
+        pollfd p{fd, POLLIN, 0};
+        const int r = poll(&p, 1, std::min(wait_ms, 20));
+        if (r < 0 && errno != EINTR) {
+            error = std::string("poll: ") + std::strerror(errno);
+            break;
+        }
+        if (r <= 0) {
+            if (!banner && ms_between(gaps.start, Clock::now()) >= 5000) {
+                error = "no banner within 5 s";
+                break;
+            }
+            continue;
+        }
+        char buffer[4096];
+        const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+        if (n == 0) {
+            error = "connection closed by the peer (EOF)";
+            break;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                continue;
+            }
+            error = errno == ECONNRESET ? "connection reset" : std::string("recv: ") + std::strerror(errno);
+            break;
+        }
+        inbuf.append(buffer, static_cast<std::size_t>(n));
+        for (auto nl = inbuf.find('\n'); nl != std::string::npos; nl = inbuf.find('\n')) {
+            std::string line = inbuf.substr(0, nl);
+            inbuf.erase(0, nl + 1);
+            if (!line.empty() && line.back() == '\r') {
+                line.pop_back();
+            }
+            if (!banner) {
+                banner = true;  // "220 ready"
+                next_send = Clock::now();
+                continue;
+            }
+            const std::string want = "seq " + std::to_string(echoed);
+            if (line != want) {
+                error = "echo out of order: got '" + line + "', expected '" + want + "'";
+                break;
+            }
+            ++echoed;
+            last_progress = Clock::now();
+            gaps.arrival();
+        }
+        if (!error.empty()) {
+            break;
+        }
+    }
+    sample_info();
+    close(fd);
+    if (echoed < sent) {
+        gaps.unfinished(stopping ? stop_at : Clock::now());
+    }
+    return report();
+}
+
+std::string format_source(const sockaddr_storage& from) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (from.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(from);
+        port = ntohs(a.sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+            inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], host, sizeof(host));
+        } else {
+            inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof(host));
+        }
+    } else if (from.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(from);
+        port = ntohs(a.sin_port);
+        inet_ntop(AF_INET, &a.sin_addr, host, sizeof(host));
+    }
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+int udp_stream_server(const char* port) {
+    addrinfo* ai = resolve("::", port, SOCK_DGRAM, true);
+    if (ai == nullptr) {
+        return fail("resolve");
+    }
+    int fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+    int zero = 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        return fail("bind");
+    }
+    std::printf("listening\n");
+    std::fflush(stdout);
+    char buffer[2048];
+    while (true) {
+        sockaddr_storage from{};
+        socklen_t len = sizeof(from);
+        ssize_t n = recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n > 0) {
+            const std::string reply =
+                "from " + format_source(from) + " " + std::string(buffer, static_cast<std::size_t>(n));
+            sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+        }
+    }
+}
+
+int udp_stream(const char* host, const char* port, const StreamOptions& o) {
+    std::int64_t sent = 0;
+    std::int64_t echoed = 0;
+    std::int64_t send_errors = 0;
+    std::set<std::int64_t> seen;
+    std::vector<std::string> mappings;  // in the order they first appeared
+    std::string error;
+    GapMeter gaps;
+    auto report = [&] {
+        std::string list;
+        for (const auto& m : mappings) {
+            list += (list.empty() ? "\"" : ",\"") + json_escape(m) + "\"";
+        }
+        std::printf(
+            "{\"proto\":\"udp\",\"sent\":%lld,\"echoed\":%lld,\"lost\":%lld,%s,\"mappings\":[%s],"
+            "\"send_errors\":%lld,\"error\":\"%s\"}\n",
+            static_cast<long long>(sent), static_cast<long long>(echoed),
+            static_cast<long long>(sent - echoed), gaps.json().c_str(), list.c_str(),
+            static_cast<long long>(send_errors), json_escape(error).c_str());
+        std::fflush(stdout);
+        return error.empty() && sent == echoed && mappings.size() == 1 ? 0 : 1;
+    };
+    addrinfo* ai = resolve(host, port, SOCK_DGRAM, false);
+    if (ai == nullptr) {
+        error = "cannot resolve host";
+        return report();
+    }
+    int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        error = std::string("connect: ") + std::strerror(errno);
+        return report();
+    }
+    bool stopping = false;
+    Clock::time_point stop_at{};
+    auto next_send = Clock::now();
+    while (true) {
+        const auto now = Clock::now();
+        if (!stopping &&
+            (file_exists(o.until) || (o.max_ms > 0 && ms_between(gaps.start, now) >= o.max_ms))) {
+            stopping = true;
+            stop_at = now;
+        }
+        if (stopping && (echoed == sent || ms_between(stop_at, now) >= 1000)) {
+            break;
+        }
+        if (!stopping && now >= next_send) {
+            const std::string payload = "seq " + std::to_string(sent);
+            // ICMP errors (no route, port unreachable) surface here; the session goes on, as a real one
+            // would.
+            if (send(fd, payload.data(), payload.size(), MSG_DONTWAIT) < 0) {
+                ++send_errors;
+            }
+            ++sent;
+            next_send += std::chrono::milliseconds(o.interval_ms);
+            if (next_send < now) {
+                next_send = now + std::chrono::milliseconds(o.interval_ms);
+            }
+        }
+        const int wait_ms =
+            stopping ? 20 : static_cast<int>(std::max<std::int64_t>(0, ms_between(Clock::now(), next_send)));
+        pollfd p{fd, POLLIN, 0};
+        const int r = poll(&p, 1, std::min(wait_ms, 20));
+        if (r <= 0) {
+            continue;
+        }
+        char buffer[2048];
+        const ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+        if (n <= 0) {
+            continue;  // a queued ICMP error, or nothing
+        }
+        // "from A:P seq K"
+        const std::string reply(buffer, static_cast<std::size_t>(n));
+        const auto seq = reply.rfind(" seq ");
+        if (reply.rfind("from ", 0) != 0 || seq == std::string::npos || seq < 5) {
+            continue;
+        }
+        const std::string source = reply.substr(5, seq - 5);
+        const std::int64_t k = std::atoll(reply.c_str() + seq + 5);
+        if (std::find(mappings.begin(), mappings.end(), source) == mappings.end()) {
+            mappings.push_back(source);
+        }
+        if (k >= 0 && k < sent && seen.insert(k).second) {
+            ++echoed;
+            gaps.arrival();
+        }
+    }
+    close(fd);
+    if (gaps.any ? ms_between(gaps.last, stop_at) > 2 * o.interval_ms + 100 : sent > 0) {
+        gaps.unfinished(stop_at);  // nothing came back in the end: the session did not recover
+    }
+    return report();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: lab-peer tcp-server|udp-server PORT | tcp-client|udp-client HOST PORT ...\n");
+                     "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
+                     "tcp-client|udp-client|tcp-stream|udp-stream HOST PORT ...\n");
         return 2;
     }
     std::string mode = argv[1];
@@ -284,12 +719,23 @@ int main(int argc, char** argv) {
     if (mode == "udp-server") {
         return udp_server(argv[2]);
     }
+    if (mode == "udp-stream-server") {
+        return udp_stream_server(argv[2]);
+    }
     if (argc < 4) {
         std::fprintf(stderr, "lab-peer: %s needs HOST PORT\n", mode.c_str());
         return 2;
     }
     if (mode == "udp-client") {
         return udp_client(argv[2], argv[3]);
+    }
+    if (mode == "tcp-stream" || mode == "udp-stream") {
+        StreamOptions options;
+        if (!parse_stream_options(argc, argv, 4, options, mode == "tcp-stream")) {
+            return 2;
+        }
+        return mode == "tcp-stream" ? tcp_stream(argv[2], argv[3], options)
+                                    : udp_stream(argv[2], argv[3], options);
     }
     if (mode == "mcast-capture" && argc >= 6) {
         const int type = argc >= 8 && std::strcmp(argv[6], "--type") == 0 ? std::atoi(argv[7]) : -1;

@@ -1,0 +1,719 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The failover lab (issue #5): a live, NATed TCP connection (and a UDP session) through a stateful firewall
+# pair survives a hard failover, with the new primary's kernel table complete before the virtual IPs move.
+#
+#   cli 192.0.2.10 ── LAN bridge ──┬── fw1 192.0.2.2 ─┐ sync veth 198.51.100.1/30 ─ .2/30 ┌─ fw2 192.0.2.3 ─┐
+#   (gw: LAN VIP 192.0.2.1)        │                  └────────────────────────────────────┘                │
+#   srv 203.0.113.10 ── WAN bridge ┴── fw1 203.0.113.2                                  fw2 203.0.113.3 ───┘
+#   (VIPs 192.0.2.1 and 203.0.113.1 on the VRRP master; both bridges live in the "sw" namespace)
+#
+# Each firewall: nftables with a policy that makes the test honest (a backup without the state drops the
+# stream instead of silently adopting it: non-SYN "new" TCP dropped, nf_conntrack_tcp_loose=0, input policy
+# drop so that its own stack never answers with RST), SNAT of everything leaving the WAN side to the WAN VIP
+# with `fully-random` port selection: a firewall without the connection's state picks a different source
+# port for the next datagram of a UDP session, so the server sees another peer and the session is broken —
+# only a firewall that holds the replicated NAT binding keeps the mapping. keepalived (VRRP sync group G1 of
+# VI_LAN and VI_WAN, priorities 254/253, preempt) and ctsyncd (the build's binaries: source-ctnetlink, proto-tcp, one
+# transport over the sync veth, a key file, and in `--ha fifo` mode the ha-keepalived plugin, which reads
+# keepalived's notify FIFO and holds this node's priority down through a track file until its table is
+# complete).
+#
+# The run: a TCP stream and a UDP stream from cli to srv (a line / datagram every 20 ms, each echoed), then a
+# hard failover — every port of fw1 is cut (the switch-side ends of its LAN and WAN veths, and fw2's end of
+# the sync veth, are set down: fw1 sees carrier loss everywhere) — measured from the cut until both VIPs are
+# on fw2; the streams must go on with nothing lost. `--failback` restores fw1's ports and waits until fw1 is
+# master again (it must not preempt before its table is complete). Verdicts: SURVIVED or BROKEN, the gap in
+# milliseconds, and whether the gap stays within VRRP takeover + one TCP retransmission interval.
+#
+# Usage: scripts/lab/failover-lab.sh [options]     (root; keepalived, nft, conntrack installed)
+#   --sync ctsync|none     state replication by ctsyncd (default) or none at all (the streams must break)
+#   --ha fifo|script       ctsyncd follows keepalived through the ha-keepalived plugin (default) or
+#                          keepalived's notify scripts call contrib/keepalived/primary-backup.sh
+#   --transport mcast|tcp  ctsync transport on the sync veth (default mcast)
+#   --standby warm|cold    ctsyncd's failover.standby (default: the daemon's default, warm)
+#   --advert-int N         VRRP advertisement interval in seconds (default 1)
+#   --failback             restore fw1 after the failover and wait until it is master again
+#   --entries N            inject N NATed entries into fw1's kernel before the failover; measure how many are
+#                          in fw2's kernel when the VIPs appear there
+#   --build DIR            build directory (default $CTSYNC_BUILD or $CTSYNC_BUILD_DIR or <repo>/build)
+#   --prefix P             namespace name prefix (default $CTSYNC_LAB_PREFIX or ctlab<pid>-)
+#   --keep                 leave the lab running at the end and print how to remove it
+#   --quiet                print only RESULT lines (and errors)
+#   --demo                 narrative for humans, live replication progress every second
+# Output: narrative lines, and "RESULT ..." lines for machines (tests/lab/failover_lab_test.cpp reads them).
+# Exit: 0 when every verdict is SURVIVED (and, when asked for, fw1 came back and the entries were in fw2's
+# kernel before the VIPs moved); 1 otherwise (--sync none: BROKEN, exit 1, as expected); 2 on usage or
+# set-up errors. Every wait is bounded; namespaces, processes (by PID) and files are removed on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SYNC=ctsync
+HA=fifo
+TRANSPORT=mcast
+STANDBY=""
+ADVERT_INT=1
+FAILBACK=0
+ENTRIES=0
+BUILD="${CTSYNC_BUILD:-${CTSYNC_BUILD_DIR:-${ROOT}/build}}"
+PREFIX="${CTSYNC_LAB_PREFIX:-ctlab$$-}"
+KEEP=0
+QUIET=0
+DEMO=0
+INTERVAL_MS=20
+
+usage() { sed -n '/^# Usage:/,/^# set-up errors/p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while (($#)); do
+    case "$1" in
+        --sync) SYNC="${2:?}"; shift ;;
+        --ha) HA="${2:?}"; shift ;;
+        --transport) TRANSPORT="${2:?}"; shift ;;
+        --standby) STANDBY="${2:?}"; shift ;;
+        --advert-int) ADVERT_INT="${2:?}"; shift ;;
+        --failback) FAILBACK=1 ;;
+        --entries) ENTRIES="${2:?}"; shift ;;
+        --build) BUILD="${2:?}"; shift ;;
+        --prefix) PREFIX="${2:?}"; shift ;;
+        --keep) KEEP=1 ;;
+        --quiet) QUIET=1 ;;
+        --demo) DEMO=1 ;;
+        -h|--help) usage ;;
+        *) echo "failover-lab: unknown option $1" >&2; usage ;;
+    esac
+    shift
+done
+[[ ${SYNC} =~ ^(ctsync|none)$ && ${HA} =~ ^(fifo|script)$ && ${TRANSPORT} =~ ^(mcast|tcp)$ &&
+    ${STANDBY} =~ ^(|warm|cold)$ && ${ADVERT_INT} =~ ^[1-9][0-9]*$ && ${ENTRIES} =~ ^[0-9]+$ ]] || usage
+((ENTRIES <= 250000)) || { echo "failover-lab: --entries at most 250000 (nf_conntrack_max)" >&2; exit 2; }
+((QUIET && DEMO)) && QUIET=0
+
+BIN="${BUILD}/bin"
+CTSYNCD="${BIN}/ctsyncd"
+CTSYNCCTL="${BIN}/ctsyncctl"
+LAB_PEER="${BIN}/lab-peer"
+CT_INJECT="${BIN}/ct-inject"
+PRIMARY_BACKUP="${ROOT}/contrib/keepalived/primary-backup.sh"
+
+say() { ((QUIET)) || printf '%s\n' "$*"; }
+explain() { ((DEMO)) && printf '    # %s\n' "$*"; return 0; }  # demo mode: what is going on, for humans
+step() { ((QUIET)) || printf '\n==> %s\n' "$*"; }
+result() { printf 'RESULT %s\n' "$*"; }
+die() { printf 'failover-lab: %s\n' "$*" >&2; exit 2; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+[[ ${EUID} -eq 0 ]] || die "must run as root (network namespaces)"
+for tool in ip nft conntrack keepalived sysctl; do
+    command -v "${tool}" >/dev/null || die "${tool} is not installed (scripts/install-deps.sh installs it)"
+done
+[[ -x ${LAB_PEER} ]] || die "${LAB_PEER} is missing: build it first"
+((ENTRIES == 0)) || [[ -x ${CT_INJECT} ]] || die "${CT_INJECT} is missing: build it first"
+if [[ ${SYNC} == ctsync ]]; then
+    for f in "${CTSYNCD}" "${CTSYNCCTL}"; do [[ -x ${f} ]] || die "${f} is missing: build it first"; done
+    [[ ${HA} == fifo || -x ${PRIMARY_BACKUP} ]] || die "${PRIMARY_BACKUP} is missing or not executable"
+fi
+KEEPALIVED="$(command -v keepalived)"
+
+WORK="$(mktemp -d /tmp/ctlab-XXXXXX)"
+PIDS=()
+NAMESPACES=()
+
+# Ends what this run started, by PID (SIGTERM first: keepalived removes its addresses, ctsyncd its files),
+# then what still runs inside the namespaces it created (notify scripts keepalived started), then deletes
+# those namespaces. Background processes are started as `ip netns exec NS PROGRAM &`: ip execs the program,
+# so $! is the program's own PID.
+cleanup() {
+    local pid ns
+    for pid in "${PIDS[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "${pid}" 2>/dev/null || true
+        wait "${pid}" 2>/dev/null || true
+    done
+    PIDS=()
+    for ns in "${NAMESPACES[@]}"; do
+        for pid in $(ip netns pids "${ns}" 2>/dev/null); do kill -KILL "${pid}" 2>/dev/null || true; done
+        ip netns del "${ns}" 2>/dev/null || true
+    done
+    NAMESPACES=()
+}
+on_exit() {
+    local rc=$?
+    if ((KEEP)); then
+        {
+            echo "#!/bin/sh"
+            echo "# removes the failover lab left by --keep: what runs in its namespaces, the namespaces, its files"
+            echo "for ns in ${NAMESPACES[*]}; do"
+            echo "    for pid in \$(ip netns pids \${ns} 2>/dev/null); do kill \${pid} 2>/dev/null; done"
+            echo "done"
+            echo "sleep 2"
+            echo "for ns in ${NAMESPACES[*]}; do"
+            echo "    for pid in \$(ip netns pids \${ns} 2>/dev/null); do kill -9 \${pid} 2>/dev/null; done"
+            echo "    ip netns del \${ns} 2>/dev/null"
+            echo "done"
+            echo "rm -rf ${WORK}"
+        } >"${WORK}/cleanup.sh"
+        chmod 700 "${WORK}/cleanup.sh"
+        echo "lab kept: namespaces ${NAMESPACES[*]}; files in ${WORK}" >&2
+        echo "remove it with: sh ${WORK}/cleanup.sh   (or scripts/lab-cleanup.sh, which also ends what runs in them)" >&2
+    else
+        cleanup
+        rm -rf "${WORK}"
+    fi
+    exit "${rc}"
+}
+# A process this run waited for: its PID may be reused by anything, so it is never signalled again.
+forget_pid() {
+    local i
+    for i in "${!PIDS[@]}"; do [[ ${PIDS[${i}]} == "$1" ]] && unset "PIDS[${i}]"; done
+    return 0
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+NS_CLI="${PREFIX}cli"; NS_FW1="${PREFIX}fw1"; NS_FW2="${PREFIX}fw2"; NS_SRV="${PREFIX}srv"; NS_SW="${PREFIX}sw"
+in_ns() { local ns="$1"; shift; ip netns exec "${ns}" "$@"; }
+# IPv4 only: no IPv6 neighbour discovery or MLD entries in the firewalls' tables (their counts are compared).
+ns_new() {
+    ip netns add "$1"
+    NAMESPACES+=("$1")
+    in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$1" link set lo up
+}
+fw_ns() { [[ $1 == fw1 ]] && echo "${NS_FW1}" || echo "${NS_FW2}"; }
+
+LAN_VIP=192.0.2.1
+WAN_VIP=203.0.113.1
+CLIENT=192.0.2.10
+SERVER=203.0.113.10
+TCP_PORT=8080
+UDP_PORT=9000
+declare -A LAN_IP=([fw1]=192.0.2.2 [fw2]=192.0.2.3)
+declare -A WAN_IP=([fw1]=203.0.113.2 [fw2]=203.0.113.3)
+declare -A SYNC_IP=([fw1]=198.51.100.1 [fw2]=198.51.100.2)
+declare -A PRIO=([fw1]=254 [fw2]=253)
+declare -A NODE_ID=([fw1]=1 [fw2]=2)
+
+# ---------------------------------------------------------------------------------------------------------
+step "the lab: namespaces ${PREFIX}{cli,fw1,fw2,srv,sw}, files in ${WORK}"
+explain "client ${CLIENT} -> LAN switch -> firewall pair (fw1, fw2) -> WAN switch -> server ${SERVER};"
+explain "the firewall that is VRRP master holds the virtual IPs ${LAN_VIP} (the client's gateway) and"
+explain "${WAN_VIP} (every connection leaves with this source address: SNAT, random ports)."
+for ns in "${NS_SW}" "${NS_CLI}" "${NS_FW1}" "${NS_FW2}" "${NS_SRV}"; do ns_new "${ns}"; done
+# br_netfilter is loaded on the host: the bridges must not send frames through the switch's netfilter.
+for k in iptables ip6tables arptables; do
+    in_ns "${NS_SW}" sysctl -qw "net.bridge.bridge-nf-call-${k}=0" 2>/dev/null || true
+done
+for br in brlan brwan; do
+    ip -n "${NS_SW}" link add "${br}" type bridge stp_state 0 mcast_snooping 0
+    ip -n "${NS_SW}" link set "${br}" up
+done
+# port NS IFACE SWITCH_PORT BRIDGE
+port() {
+    ip link add "$2" netns "$1" type veth peer name "$3" netns "${NS_SW}"
+    ip -n "${NS_SW}" link set "$3" master "$4" up
+    ip -n "$1" link set "$2" up
+}
+port "${NS_CLI}" eth0 l-cli brlan
+port "${NS_SRV}" eth0 w-srv brwan
+ip -n "${NS_CLI}" addr add "${CLIENT}/24" dev eth0
+ip -n "${NS_CLI}" route add default via "${LAN_VIP}"
+ip -n "${NS_SRV}" addr add "${SERVER}/24" dev eth0
+for fw in fw1 fw2; do
+    ns=$(fw_ns "${fw}")
+    port "${ns}" lan0 "l-${fw}" brlan
+    port "${ns}" wan0 "w-${fw}" brwan
+    ip -n "${ns}" addr add "${LAN_IP[${fw}]}/24" dev lan0
+    ip -n "${ns}" addr add "${WAN_IP[${fw}]}/24" dev wan0
+done
+ip link add sync0 netns "${NS_FW1}" type veth peer name sync0 netns "${NS_FW2}"
+for fw in fw1 fw2; do
+    ns=$(fw_ns "${fw}")
+    ip -n "${ns}" addr add "${SYNC_IP[${fw}]}/30" dev sync0
+    ip -n "${ns}" link set sync0 up
+done
+
+# The firewalls' policy (see the header): state or nothing.
+for fw in fw1 fw2; do
+    ns=$(fw_ns "${fw}")
+    in_ns "${ns}" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "${ns}" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
+    in_ns "${ns}" nft -f - <<NFT
+table inet ctlab {
+    chain raw_pre {
+        type filter hook prerouting priority raw; policy accept;
+        iifname "sync0" notrack
+        ip protocol { 2, 112 } notrack
+    }
+    chain raw_out {
+        type filter hook output priority raw; policy accept;
+        oifname "sync0" notrack
+        ip protocol { 2, 112 } notrack
+    }
+    chain input {
+        type filter hook input priority filter; policy drop;
+        iifname "lo" accept
+        iifname "sync0" accept
+        ip protocol 112 accept
+        counter comment "dropped: to this node"
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        tcp flags & (fin | syn | rst | ack) != syn ct state new counter drop comment "dropped: non-SYN new"
+        ct state invalid counter drop comment "dropped: invalid"
+        ct state established,related accept
+        iifname "lan0" oifname "wan0" ct state new accept
+        counter comment "dropped: other"
+    }
+}
+table ip ctlab_nat {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan0" snat to ${WAN_VIP} fully-random
+    }
+}
+NFT
+done
+# TCP resets seen by the server, both directions.
+in_ns "${NS_SRV}" nft -f - <<'NFT'
+table inet ctlab_rst {
+    counter rst_in { }
+    counter rst_out { }
+    chain in { type filter hook input priority filter; tcp flags & rst == rst counter name "rst_in"; }
+    chain out { type filter hook output priority filter; tcp flags & rst == rst counter name "rst_out"; }
+}
+NFT
+rst_count() {
+    in_ns "${NS_SRV}" nft list counters table inet ctlab_rst | awk '/packets/ {s += $2} END {print s + 0}'
+}
+fw_drops() { # fw: "non-SYN new" and "invalid" drops of its forward chain
+    in_ns "$(fw_ns "$1")" nft list chain inet ctlab forward |
+        awk '/non-SYN new/ {for (i = 1; i < NF; i++) if ($i == "packets") n = $(i + 1)}
+             /"dropped: invalid"/ {for (i = 1; i < NF; i++) if ($i == "packets") v = $(i + 1)}
+             END {printf "%d non-SYN new, %d invalid", n, v}'
+}
+
+ip netns exec "${NS_SRV}" "${LAB_PEER}" tcp-server "${TCP_PORT}" >"${WORK}/tcp-server.log" 2>&1 &
+PIDS+=("$!")
+ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-stream-server "${UDP_PORT}" >"${WORK}/udp-server.log" 2>&1 &
+PIDS+=("$!")
+
+# ---------------------------------------------------------------------------------------------------------
+ctl() { local fw="$1"; shift; "${CTSYNCCTL}" -C "${WORK}/${fw}/ctsyncd.json" --timeout 10000 "$@"; }
+json_number() { sed -n "s/.*\"$1\": *\([0-9][0-9]*\).*/\1/p" | head -1; }
+external_flows() { ctl "$1" status --json 2>/dev/null | json_number external_flows; }
+replication_complete() { ctl "$1" replication --json 2>/dev/null | sed -n 's/^  "complete": *\([a-z]*\).*/\1/p'; }
+kernel_count() { in_ns "$(fw_ns "$1")" sysctl -n net.netfilter.nf_conntrack_count; }
+log_tail() { # fw
+    for f in "${WORK}/$1/ctsyncd.log" "${WORK}/$1/keepalived.log" "${WORK}/$1/notify.log"; do
+        [[ -f ${f} ]] && { echo "---- ${f} (tail)"; tail -n 25 "${f}"; }
+    done >&2
+}
+
+for fw in fw1 fw2; do mkdir -m 700 "${WORK}/${fw}"; done
+if [[ ${SYNC} == ctsync ]]; then
+    (umask 077; printf '%064x\n' "$(((RANDOM << 15) | RANDOM))" >"${WORK}/sync.key")
+    for fw in fw1 fw2; do
+        other=$([[ ${fw} == fw1 ]] && echo fw2 || echo fw1)
+        dir="${WORK}/${fw}"
+        if [[ ${TRANSPORT} == mcast ]]; then
+            transport='{"plugin": "transport-mcast", "config": {"interface": "sync0", "group": "239.255.0.1"}}'
+        else
+            transport="{\"plugin\": \"transport-tcp\", \"config\": {\"listen\": \"${SYNC_IP[${fw}]}:3782\",
+                        \"peers\": [\"${SYNC_IP[${other}]}:3782\"]}}"
+        fi
+        ha=""
+        if [[ ${HA} == fifo ]]; then
+            ha=", \"ha\": {\"plugin\": \"ha-keepalived\", \"config\": {\"fifo\": \"${dir}/keepalived.fifo\",
+                 \"groups\": [\"G1\"], \"track_file\": \"${dir}/ready\"}}"
+        fi
+        failover=""
+        [[ -n ${STANDBY} ]] && failover=", \"failover\": {\"standby\": \"${STANDBY}\"}"
+        cat >"${dir}/ctsyncd.json" <<JSON
+{
+  "node": {"id": ${NODE_ID[${fw}]}, "name": "${fw}"},
+  "daemon": {"lock_file": "${dir}/ctsyncd.lock", "control_socket": "${dir}/ctsyncd.sock",
+             "plugin_dirs": ["${BUILD}/lib/ctsync/plugins"],
+             "log": {"level": "info", "file": "${dir}/ctsyncd.log"}},
+  "source": {"plugin": "source-ctnetlink", "config": {"event_buffer_max_bytes": 268435456}},
+  "protos": [{"plugin": "proto-tcp"}],
+  "transports": [${transport}],
+  "security": {"keys": [{"id": 1, "file": "${WORK}/sync.key"}]}${failover}${ha}
+}
+JSON
+        "${CTSYNCD}" --check-config "${dir}/ctsyncd.json" >"${dir}/check-config.txt" 2>&1 ||
+            { cat "${dir}/check-config.txt" >&2; die "ctsyncd refused ${fw}'s config"; }
+    done
+    step "ctsyncd on fw1 and fw2 (transport-${TRANSPORT}, ha: ${HA})"
+    explain "ctsyncd reads its firewall's connection table from the kernel and replicates it to the other"
+    explain "over the dedicated sync link (${SYNC_IP[fw1]} <-> ${SYNC_IP[fw2]}); a backup writes what it receives"
+    explain "into its own kernel as it arrives (warm standby), so it is ready before it is needed."
+    for fw in fw1 fw2; do
+        ip netns exec "$(fw_ns "${fw}")" "${CTSYNCD}" -C "${WORK}/${fw}/ctsyncd.json" \
+            >"${WORK}/${fw}/ctsyncd.stderr" 2>&1 &
+        PIDS+=("$!")
+    done
+    for fw in fw1 fw2; do
+        ok=0
+        for _ in $(seq 100); do
+            if ctl "${fw}" status >/dev/null 2>&1; then ok=1; break; fi
+            sleep 0.1
+        done
+        ((ok)) || { log_tail "${fw}"; cat "${WORK}/${fw}/ctsyncd.stderr" >&2; die "ctsyncd on ${fw} did not start within 10 s"; }
+    done
+    say "both daemons answer on their control sockets"
+fi
+
+# keepalived: one per firewall, its own pid files and config, in the foreground.
+for fw in fw1 fw2; do
+    dir="${WORK}/${fw}"
+    global="" group_extra="" track=""
+    if [[ ${SYNC} == ctsync && ${HA} == fifo ]]; then
+        global="    vrrp_notify_fifo ${dir}/keepalived.fifo
+    fifo_write_vrrp_states_on_reload"
+        track="track_file ctsync_ready {
+    file \"${dir}/ready\"
+    weight 1
+    init_file -253
+}"
+        group_extra="    track_file {
+        ctsync_ready weight 1
+    }"
+    elif [[ ${HA} == script ]]; then
+        # keepalived runs notify scripts with its own environment: a wrapper names the daemon's config.
+        cat >"${dir}/notify.sh" <<SH
+#!/bin/sh
+echo "\$(date +%T.%N) primary-backup.sh \$*" >>"${dir}/notify.log"
+CTSYNCCTL="${CTSYNCCTL}" CTSYNC_CONFIG="${dir}/ctsyncd.json" "${PRIMARY_BACKUP}" "\$@" >>"${dir}/notify.log" 2>&1
+SH
+        chmod 700 "${dir}/notify.sh"
+        global="    enable_script_security
+    script_user root"
+        if [[ ${SYNC} == ctsync ]]; then
+            group_extra="    notify_master \"${dir}/notify.sh primary\"
+    notify_backup \"${dir}/notify.sh backup\"
+    notify_fault \"${dir}/notify.sh fault\""
+        fi
+    fi
+    cat >"${dir}/keepalived.conf" <<CONF
+global_defs {
+    router_id ${fw}
+${global}
+}
+${track}
+vrrp_sync_group G1 {
+    group {
+        VI_LAN
+        VI_WAN
+    }
+${group_extra}
+}
+vrrp_instance VI_LAN {
+    state BACKUP
+    interface lan0
+    virtual_router_id 51
+    priority ${PRIO[${fw}]}
+    advert_int ${ADVERT_INT}
+    virtual_ipaddress {
+        ${LAN_VIP}/24 dev lan0
+    }
+}
+vrrp_instance VI_WAN {
+    state BACKUP
+    interface wan0
+    virtual_router_id 52
+    priority ${PRIO[${fw}]}
+    advert_int ${ADVERT_INT}
+    virtual_ipaddress {
+        ${WAN_VIP}/24 dev wan0
+    }
+}
+CONF
+done
+step "keepalived on fw1 (priority 254) and fw2 (253), sync group G1 = {VI_LAN, VI_WAN}, advert_int ${ADVERT_INT}"
+if [[ ${SYNC} == ctsync && ${HA} == fifo ]]; then
+    explain "keepalived tells ctsyncd every state change through a FIFO; ctsyncd holds its node's VRRP"
+    explain "priority down (track file -253) until its table is complete."
+fi
+for fw in fw1 fw2; do
+    dir="${WORK}/${fw}"
+    ip netns exec "$(fw_ns "${fw}")" "${KEEPALIVED}" -n -l -D -G --vrrp -f "${dir}/keepalived.conf" \
+        -p "${dir}/keepalived.pid" -r "${dir}/vrrp.pid" >"${dir}/keepalived.log" 2>&1 &
+    PIDS+=("$!")
+done
+
+# VIPs held by a firewall: "lan wan", "lan", "wan" or "".
+vips() {
+    ip -n "$(fw_ns "$1")" -4 -o addr show 2>/dev/null |
+        awk -v l="${LAN_VIP}/" -v w="${WAN_VIP}/" 'index($0, l) {a = "lan"} index($0, w) {b = "wan"}
+                                                  END {printf "%s", a; if (a != "" && b != "") printf " "; printf "%s\n", b}'
+}
+# Waits (bounded, seconds) until fw $1 holds both VIPs and the other none; polls every 10 ms.
+wait_master() {
+    local fw="$1" limit_ms=$(($2 * 1000)) other start
+    other=$([[ $1 == fw1 ]] && echo fw2 || echo fw1)
+    start=$(now_ms)
+    while (($(now_ms) - start < limit_ms)); do
+        [[ "$(vips "${fw}")" == "lan wan" && -z "$(vips "${other}")" ]] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+t0=$(now_ms)
+if ! wait_master fw1 40; then
+    log_tail fw1; log_tail fw2
+    die "fw1 did not become master holding both VIPs within 40 s (fw1: '$(vips fw1)', fw2: '$(vips fw2)')"
+fi
+say "fw1 is master and holds ${LAN_VIP} and ${WAN_VIP} ($(($(now_ms) - t0)) ms after keepalived started)"
+
+if [[ ${SYNC} == ctsync ]]; then
+    ok=0
+    for _ in $(seq 300); do
+        [[ "$(replication_complete fw2)" == true ]] && { ok=1; break; }
+        sleep 0.1
+    done
+    ((ok)) || { log_tail fw2; die "fw2's table is not complete within 30 s"; }
+    say "fw2's replicated table is complete"
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+step "streams from cli ${CLIENT} to srv ${SERVER}: TCP :${TCP_PORT} and UDP :${UDP_PORT}, one line every ${INTERVAL_MS} ms, echoed"
+UNTIL="${WORK}/stop-streams"
+ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-stream "${SERVER}" "${TCP_PORT}" --interval-ms "${INTERVAL_MS}" \
+    --until "${UNTIL}" --max-ms 120000 --stall-ms 20000 >"${WORK}/tcp.json" 2>"${WORK}/tcp.err" &
+TCP_PID=$!
+PIDS+=("${TCP_PID}")
+ip netns exec "${NS_CLI}" "${LAB_PEER}" udp-stream "${SERVER}" "${UDP_PORT}" --interval-ms "${INTERVAL_MS}" \
+    --until "${UNTIL}" --max-ms 120000 >"${WORK}/udp.json" 2>"${WORK}/udp.err" &
+UDP_PID=$!
+PIDS+=("${UDP_PID}")
+t_streams=$(now_ms)
+
+if [[ ${SYNC} == ctsync ]]; then
+    # fw2 must hold both streams' flows (their NAT bindings included) before anything fails.
+    ok=0
+    for _ in $(seq 100); do
+        table=$(ctl fw2 dump --external 2>/dev/null || true)
+        if grep -q "dport=${TCP_PORT}" <<<"${table}" && grep -q "dport=${UDP_PORT}" <<<"${table}"; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    ((ok)) || { log_tail fw1; log_tail fw2; die "fw2's external cache did not get the streams' flows within 10 s"; }
+    say "fw2's external cache holds both streams' flows:"
+    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -4
+fi
+
+if ((ENTRIES > 0)); then
+    step "${ENTRIES} NATed entries (SNAT to ${WAN_VIP}) injected into fw1's kernel"
+    before_fw2=0
+    [[ ${SYNC} == ctsync ]] && before_fw2=$(external_flows fw2)
+    t_start=$(now_ms)
+    ip netns exec "${NS_FW1}" "${CT_INJECT}" --count "${ENTRIES}" --snat-to "${WAN_VIP}" >"${WORK}/ct-inject.txt" 2>&1 &
+    inject_pid=$!
+    PIDS+=("${inject_pid}")
+    # Until ct-inject is done and (ctsync) fw2's external cache holds every entry; in demo mode a line a second.
+    want=$((before_fw2 + ENTRIES))
+    ok=0 last=${before_fw2} t_last=${t_start} injecting=1
+    for i in $(seq 1200); do
+        if ((injecting)) && ! kill -0 "${inject_pid}" 2>/dev/null; then
+            injecting=0
+            inject_rc=0
+            wait "${inject_pid}" || inject_rc=$?
+            forget_pid "${inject_pid}"
+            ((inject_rc == 0)) || die "ct-inject failed: $(cat "${WORK}/ct-inject.txt")"
+            say "$(cat "${WORK}/ct-inject.txt")"
+        fi
+        n=0
+        [[ ${SYNC} == ctsync ]] && n=$(external_flows fw2 || echo 0)
+        if ((!injecting)) && [[ ${SYNC} == none || ${n:-0} -ge ${want} ]]; then ok=1; break; fi
+        if ((DEMO && i % 10 == 0)); then
+            t=$(now_ms)
+            printf '    live: fw1 kernel %7d entries | fw2 external cache %7d | fw2 kernel %7d | %6d entries/s replicated\n' \
+                "$(kernel_count fw1)" "${n:-0}" "$(kernel_count fw2)" "$(((${n:-0} - last) * 1000 / (t - t_last + 1)))"
+            last=${n:-0} t_last=${t}
+        fi
+        sleep 0.1
+    done
+    ((ok)) || { log_tail fw2; die "fw2's external cache holds $(external_flows fw2) of ${want} flows after 120 s"; }
+    if [[ ${SYNC} == ctsync ]]; then
+        say "fw2's external cache holds all of them, $(($(now_ms) - t_start)) ms after the injection started"
+        ((DEMO)) && printf '    live: fw1 kernel %7d entries | fw2 external cache %7d | fw2 kernel %7d\n' \
+            "$(kernel_count fw1)" "$(external_flows fw2)" "$(kernel_count fw2)"
+    fi
+fi
+
+# The streams run for at least 2 s before the failure.
+while (($(now_ms) - t_streams < 2000)); do sleep 0.05; done
+kill -0 "${TCP_PID}" 2>/dev/null || { cat "${WORK}/tcp.json" "${WORK}/tcp.err" >&2; die "the TCP stream ended before the failover"; }
+kill -0 "${UDP_PID}" 2>/dev/null || { cat "${WORK}/udp.json" "${WORK}/udp.err" >&2; die "the UDP stream ended before the failover"; }
+
+# fw2's priority: its ctsyncd holds it at 1 (track file -253) while its table is incomplete.
+fw2_ready=n/a
+if [[ ${SYNC} == ctsync && ${HA} == fifo ]]; then
+    for _ in $(seq 100); do [[ "$(cat "${WORK}/fw2/ready" 2>/dev/null)" == 0 ]] && break; sleep 0.1; done
+    track=$(cat "${WORK}/fw2/ready" 2>/dev/null || echo missing)
+    fw2_ready=$([[ ${track} == 0 ]] && echo yes || echo no)
+    say "fw2's track file: ${track} ($([[ ${fw2_ready} == yes ]] && echo "ready: VRRP priority ${PRIO[fw2]}" || echo "held: VRRP priority 1, a slower takeover"))"
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+step "hard failover: every port of fw1 cut (LAN, WAN, sync)"
+explain "no goodbye: fw2 notices only when fw1's VRRP adverts stop (3 x advert_int), then takes the VIPs."
+fw1_entries=$(kernel_count fw1)
+fw2_entries_before=$(kernel_count fw2)
+# LAN and WAN in one ip call (microseconds apart): fw1's keepalived must not get to resign on one while the
+# other is still up (a priority-0 advert would make the takeover look faster than a dead node allows).
+cut_fw1() { # down|up
+    printf 'link set l-fw1 %s\nlink set w-fw1 %s\n' "$1" "$1" | ip -n "${NS_SW}" -batch -
+    ip -n "${NS_FW2}" link set sync0 "$1"
+}
+t_cut=$(now_ms)
+cut_fw1 down
+takeover_ms=""
+while (($(now_ms) - t_cut < 20000)); do
+    if [[ "$(vips fw2)" == "lan wan" ]]; then
+        t_vip=$(now_ms)
+        takeover_ms=$((t_vip - t_cut))
+        fw2_entries_at_vip=$(kernel_count fw2)
+        fw2_track_at_vip=$(cat "${WORK}/fw2/ready" 2>/dev/null || echo n/a)
+        break
+    fi
+    sleep 0.01
+done
+[[ -n ${takeover_ms} ]] || { log_tail fw2; die "fw2 did not take both VIPs within 20 s"; }
+say "fw2 holds both VIPs ${takeover_ms} ms after the cut; its kernel then held ${fw2_entries_at_vip} entries (fw1 had ${fw1_entries})"
+result "failover takeover_ms=${takeover_ms} fw2_ready=${fw2_ready} fw2_track_at_vip=${fw2_track_at_vip}"
+if [[ ${SYNC} == ctsync ]]; then
+    in_kernel=$(in_ns "${NS_FW2}" conntrack -L -p tcp --dport "${TCP_PORT}" 2>/dev/null | grep -c ESTABLISHED || true)
+    say "fw2's kernel holds the TCP stream's entry: $([[ ${in_kernel} -ge 1 ]] && echo yes || echo no)"
+fi
+
+# Until both streams resumed after the cut (bounded: 10 s after the VIPs moved), then 2 s more.
+resumed() { # file: "<ms after the cut> <gap ms>" of the first "resumed" event after the cut
+    awk -v t="${t_cut}" '/"resumed"/ {
+        match($0, /"at_epoch_ms":[0-9]+/); at = substr($0, RSTART + 14, RLENGTH - 14) + 0
+        match($0, /"gap_ms":[0-9]+/); gap = substr($0, RSTART + 9, RLENGTH - 9) + 0
+        if (at > t) {print at - t, gap; exit}}' "$1"
+}
+tcp_resumed="" udp_resumed=""
+while (($(now_ms) - t_vip < 10000)); do
+    if [[ -z ${tcp_resumed} ]]; then
+        tcp_resumed=$(resumed "${WORK}/tcp.err")
+        [[ -n ${tcp_resumed} ]] && say "TCP stream: echoes again ${tcp_resumed% *} ms after the cut (no echo for ${tcp_resumed#* } ms)"
+    fi
+    if [[ -z ${udp_resumed} ]]; then
+        udp_resumed=$(resumed "${WORK}/udp.err")
+        [[ -n ${udp_resumed} ]] && say "UDP stream: echoes again ${udp_resumed% *} ms after the cut (no echo for ${udp_resumed#* } ms)"
+    fi
+    [[ -n ${tcp_resumed} && -n ${udp_resumed} ]] && break
+    kill -0 "${TCP_PID}" 2>/dev/null || break
+    sleep 0.05
+done
+[[ -n ${tcp_resumed} ]] || say "TCP stream: no echo within 10 s after the VIPs moved (fw2 dropped: $(fw_drops fw2))"
+[[ -n ${udp_resumed} ]] || say "UDP stream: no echo within 10 s after the VIPs moved"
+sleep 2
+
+if ((ENTRIES > 0)); then
+    committed=no
+    ((fw2_entries_at_vip >= fw1_entries)) && committed=yes
+    injected=$(in_ns "${NS_FW2}" conntrack -L -p tcp -d 198.51.100.10 2>/dev/null | grep -c "src=${WAN_VIP} \|dst=${WAN_VIP} " || true)
+    say "fw2's kernel: ${fw2_entries_before} entries before the cut, ${fw2_entries_at_vip} when the VIPs appeared (fw1 had ${fw1_entries}); ${injected} of the ${ENTRIES} injected NATed entries now"
+    say "committed_before_vip=${committed} present=${fw2_entries_at_vip} of ${fw1_entries}"
+    result "entries committed_before_vip=${committed} present=${fw2_entries_at_vip} primary=${fw1_entries} injected_present=${injected} injected=${ENTRIES} before_cut=${fw2_entries_before}"
+fi
+if [[ ${SYNC} == ctsync ]]; then
+    ctl fw2 stats >"${WORK}/fw2-stats-failover.txt" 2>&1 || true
+    steps=$(awk '$1 ~ /^failover\.(promote_|promotions|standby_written)/ {printf "%s%s=%s", sep, $1, $2; sep = " "}' \
+        "${WORK}/fw2-stats-failover.txt")
+    [[ -n ${steps} ]] && say "fw2's promotion steps (ctsyncctl stats): ${steps}"
+    result "promotion ${steps:-none}"
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+failback_ok=1
+if ((FAILBACK)); then
+    step "failback: fw1's ports restored; fw1 must take the VIPs back only with a complete table"
+    failback_ok=0
+    t_restore=$(now_ms)
+    cut_fw1 up
+    fw1_complete_at_vip=""
+    while (($(now_ms) - t_restore < 30000)); do
+        if [[ "$(vips fw1)" == "lan wan" ]]; then
+            [[ ${SYNC} == ctsync ]] && fw1_complete_at_vip=$(replication_complete fw1)
+            break
+        fi
+        sleep 0.01
+    done
+    if wait_master fw1 $((30 - ($(now_ms) - t_restore) / 1000)); then
+        failback_ok=1
+        failback_ms=$(($(now_ms) - t_restore))
+        say "fw1 is master again ${failback_ms} ms after its ports came back${fw1_complete_at_vip:+ (its table complete when it took the VIPs: ${fw1_complete_at_vip})}"
+        failback_result="takeover_ms=${failback_ms} fw1_complete=${fw1_complete_at_vip:-n/a}"
+    else
+        say "fw1 is not master 30 s after its ports came back (fw1: '$(vips fw1)', fw2: '$(vips fw2)')"
+        log_tail fw1
+        failback_result="takeover_ms=none"
+    fi
+    sleep 2
+    # What fw1 dropped after it came back: "invalid" here means its kernel entry of the stream was stale
+    # (TCP window tracking from before the failover) and was not replaced by the replicated one.
+    drops=$(fw_drops fw1)
+    say "fw1's forward chain dropped since the start: ${drops}"
+    result "failback ${failback_result} fw1_invalid_drops=$(awk -F', ' '{print $2 + 0}' <<<"${drops}")"
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+step "stop the streams"
+touch "${UNTIL}"
+for pid in "${TCP_PID}" "${UDP_PID}"; do
+    for _ in $(seq 150); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "${pid}" 2>/dev/null && kill -KILL "${pid}" 2>/dev/null
+    wait "${pid}" 2>/dev/null || true
+    forget_pid "${pid}"
+done
+rst=$(rst_count)
+tcp=$(cat "${WORK}/tcp.json")
+udp=$(cat "${WORK}/udp.json")
+say "tcp: ${tcp}"
+say "udp: ${udp}"
+field() { sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([-0-9]*\)\).*/\2\3/p" <<<"$1"; }
+[[ -n ${tcp} && -n ${udp} ]] || die "a stream printed no summary (see ${WORK}/tcp.err, ${WORK}/udp.err)"
+
+exit_code=0
+# TCP: no error, nothing lost, and echoes after the VIPs moved.
+tcp_gap=$(field "${tcp}" max_gap_ms)
+tcp_lost=$(field "${tcp}" lost)
+tcp_rto=$(field "${tcp}" max_rto_ms)
+tcp_error=$(field "${tcp}" error)
+tcp_last=$(field "${tcp}" last_echo_epoch_ms)
+tcp_verdict=BROKEN
+[[ -z ${tcp_error} && ${tcp_lost} -eq 0 && ${tcp_last} -gt ${t_vip} ]] && tcp_verdict=SURVIVED
+bound=$((takeover_ms + tcp_rto + 250))
+within=no
+((tcp_gap <= bound)) && within=yes
+[[ ${tcp_verdict} == SURVIVED ]] || exit_code=1
+result "tcp verdict=${tcp_verdict} gap_ms=${tcp_gap} lost=${tcp_lost} sent=$(field "${tcp}" sent) max_rto_ms=${tcp_rto} retrans=$(field "${tcp}" retrans) bound_ms=${bound} within_bound=${within} error=\"${tcp_error}\""
+# UDP: echoes after the VIPs moved, and the server saw one source (the NAT mapping held).
+udp_gap=$(field "${udp}" max_gap_ms)
+udp_last=$(field "${udp}" last_echo_epoch_ms)
+udp_mappings=$(sed -n 's/.*"mappings":\[\([^]]*\)\].*/\1/p' <<<"${udp}")
+udp_count=$(tr ',' '\n' <<<"${udp_mappings}" | grep -c . || true)
+udp_verdict=BROKEN
+[[ ${udp_last} -gt ${t_vip} && ${udp_count} -eq 1 ]] && udp_verdict=SURVIVED
+[[ ${udp_verdict} == SURVIVED ]] || exit_code=1
+result "udp verdict=${udp_verdict} gap_ms=${udp_gap} lost=$(field "${udp}" lost) sent=$(field "${udp}" sent) mappings=${udp_count} seen=${udp_mappings//\"/}"
+result "rst=${rst}"
+((FAILBACK && !failback_ok)) && exit_code=1
+if ((ENTRIES > 0)) && [[ ${committed} != yes || ${injected} -ne ${ENTRIES} ]]; then exit_code=1; fi
+
+step "verdict"
+explain "SURVIVED: the same TCP connection went on with nothing lost and no reset, and the UDP session kept"
+explain "its NAT mapping (the server saw one source); BROKEN: it did not."
+say "TCP: ${tcp_verdict} — longest gap ${tcp_gap} ms, ${tcp_lost} lines lost; VRRP takeover ${takeover_ms} ms + largest TCP RTO ${tcp_rto} ms (+250 ms) = ${bound} ms: gap within it: ${within}"
+say "UDP: ${udp_verdict} — longest gap ${udp_gap} ms; the server saw ${udp_count} source(s): ${udp_mappings//\"/}"
+say "TCP resets seen by the server: ${rst}"
+if [[ ${SYNC} == none ]]; then
+    say "(no state replication: fw2 dropped the stream's segments ($(fw_drops fw2)) and gave the UDP session a new source port — the expected BROKEN)"
+fi
+exit "${exit_code}"
