@@ -165,10 +165,14 @@ TEST_F(FailoverLab, WithoutStateReplicationTheStreamBreaks) {
     EXPECT_EQ(last_.run.exit_code, 1);
 }
 
-TEST_F(FailoverLab, NotifyScriptsSurviveFailover) {
-    last_ = run_lab({"--ha", "script"});
+// keepalived's notify_master/backup/fault run contrib/keepalived/primary-backup.sh, written the way
+// conntrackd's is, with ctsyncctl's conntrackd-compatible flags: the same lab, failover and failback.
+TEST_F(FailoverLab, NotifyScriptsSurviveFailoverAndFailback) {
+    last_ = run_lab({"--ha", "script", "--failback"});
     ASSERT_FALSE(last_.run.timed_out);
     expect_survived(last_);
+    EXPECT_GT(last_.number("failback", "takeover_ms"), 0);
+    EXPECT_EQ(last_.field("failback", "fw1_invalid_drops"), "0");
     EXPECT_EQ(last_.run.exit_code, 0);
 }
 
@@ -181,7 +185,18 @@ TEST_F(FailoverLab, TwoHundredThousandEntriesAreInTheKernelBeforeTheVipsMove) {
     EXPECT_EQ(last_.field("rst", "rst"), "0");
     EXPECT_EQ(last_.field("tcp", "verdict"), "SURVIVED");
     EXPECT_EQ(last_.field("tcp", "lost"), "0");
+    EXPECT_EQ(last_.field("promotion", "failover.promotions"), "1");
+    EXPECT_EQ(last_.field("promotion", "failover.promote_failed"), "0");
     EXPECT_EQ(last_.run.exit_code, 0);
+}
+
+// The control for the one above: with a cold standby (conntrackd's way) the table reaches fw2's kernel only
+// when the promotion commits it, after keepalived took the VIPs — the measurement can tell the difference.
+TEST_F(FailoverLab, ColdStandbyCommitsOnlyAfterTheVipsMoved) {
+    last_ = run_lab({"--entries", "200000", "--standby", "cold"});
+    ASSERT_FALSE(last_.run.timed_out);
+    EXPECT_EQ(last_.field("entries", "committed_before_vip"), "no");
+    EXPECT_GE(last_.number("promotion", "failover.promote_committed"), 200000);
 }
 
 }  // namespace
