@@ -34,10 +34,11 @@ wait_for() {
     return 1
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of a process
-conntrackd_config() { # name local_ip peer_ip dev
+conntrackd_config() { # name local_ip peer_ip dev   (CD_WARM=1: DisableExternalCache On, writes to the kernel)
     cat >"${WORK}/$1.conf" <<CONF
 Sync {
     Mode FTFW {
+        DisableExternalCache $([[ -n ${CD_WARM:-} ]] && echo On || echo Off)
     }
     UDP {
         IPv4_address $2

@@ -11,8 +11,10 @@
 # and datagrams per entry or flow.
 #
 # Usage: bench/replication_bench.sh [N] [C]   (default 100000 10000; needs root and a build in build/)
-# ctsync's backup runs a cold standby (external cache only), as conntrackd's backup does: like for like.
-# STANDBY=warm measures the default warm standby, whose backup also writes every entry into its kernel.
+# ctsync's backup runs a cold standby (external cache only), as conntrackd's backup does by default: like for
+# like. STANDBY=warm measures ctsync's default warm standby, whose backup also writes every entry into its
+# kernel, against conntrackd with DisableExternalCache On (which does the same); the backup then counts as
+# holding an entry once it is in its kernel.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CTSYNC_BUILD_DIR:-${ROOT}/build}/bin"
@@ -66,6 +68,7 @@ wait_ge() {
     done
     echo "timed out waiting for '$*' to reach ${want} (last: $("$@" 2>&1 | tail -1))" >&2
 }
+kernel_count() { in_ns "$1" sysctl -n net.netfilter.nf_conntrack_count; }
 counters() { in_ns pri cat /sys/class/net/sy0/statistics/tx_bytes /sys/class/net/sy0/statistics/tx_packets | paste -sd' '; }
 
 # run IMPL SCENARIO: sets CPU_PRI_US CPU_BAK_US EVENTS BYTES PACKETS UNITS
@@ -78,7 +81,9 @@ run() {
         ip netns exec "${PREFIX}bak" "${BIN}/ctsyncd" -C "${WORK}/bak.json" & PIDS+=("$!"); bak_pid=$!
         wait_for true 20 ctsync_complete bak
     else
-        conntrackd_config cp 198.51.100.1 198.51.100.2 sy0; conntrackd_config cb 198.51.100.2 198.51.100.1 sy0
+        local warm=""; [[ ${STANDBY:-cold} == warm ]] && warm=1
+        CD_WARM=${warm} conntrackd_config cp 198.51.100.1 198.51.100.2 sy0
+        CD_WARM=${warm} conntrackd_config cb 198.51.100.2 198.51.100.1 sy0
         sed -i 's/^    HashSize.*/    HashSize 262144/' "${WORK}/cp.conf" "${WORK}/cb.conf"
         ip netns exec "${PREFIX}pri" conntrackd -C "${WORK}/cp.conf" & PIDS+=("$!"); pri_pid=$!
         ip netns exec "${PREFIX}bak" conntrackd -C "${WORK}/cb.conf" & PIDS+=("$!"); bak_pid=$!
@@ -99,7 +104,8 @@ run() {
     if [[ ${scenario} == a ]]; then
         in_ns pri "${BIN}/ct-inject" --count "${N}" --nat >/dev/null
         UNITS=${N}
-        if [[ ${impl} == ctsync ]]; then wait_ge "${N}" 120 ctsync_external bak
+        if [[ ${STANDBY:-cold} == warm ]]; then wait_ge "${N}" 120 kernel_count bak
+        elif [[ ${impl} == ctsync ]]; then wait_ge "${N}" 120 ctsync_external bak
         else wait_ge "${N}" 120 cd_cache cb external; fi
     else
         LAB_PEER_QUIET=1 in_ns cli "${BIN}/lab-peer" tcp-client 203.0.113.2 8080 --send hello --repeat "${C}" >/dev/null
@@ -114,7 +120,10 @@ run() {
     [[ ${scenario} == a ]] && EVENTS=${N}
     CPU_PRI_US=$(( (p1 - p0) * TICK_US )); CPU_BAK_US=$(( (b1 - b0) * TICK_US ))
     BYTES=$(( ${c1% *} - ${c0% *} )); PACKETS=$(( ${c1#* } - ${c0#* } ))
-    if [[ ${impl} == ctsync ]]; then
+    if [[ ${STANDBY:-cold} == warm ]]; then
+        HELD=$(kernel_count bak)
+        [[ ${impl} == ctsync ]] && for n in pri bak; do "${BIN}/ctsyncctl" -C "${WORK}/${n}.json" stats >"${WORK}/${scenario}-${n}.stats"; done
+    elif [[ ${impl} == ctsync ]]; then
         HELD=$(ctsync_external bak)
         for n in pri bak; do "${BIN}/ctsyncctl" -C "${WORK}/${n}.json" stats >"${WORK}/${scenario}-${n}.stats"; done
     else
@@ -124,7 +133,7 @@ run() {
 }
 
 echo "# ctsync replication benchmark"
-echo "command: bench/replication_bench.sh ${N} ${C}"
+echo "command: ${STANDBY:+STANDBY=${STANDBY} }bench/replication_bench.sh ${N} ${C}"
 echo "machine: $(uname -r), $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "conntrackd: $(conntrackd -v 2>&1 | head -1)"
 echo

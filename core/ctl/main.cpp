@@ -408,7 +408,9 @@ int main(int argc, char** argv) {
     } else if (chosen == request_bulk) {
         std::cout << "bulk transfer requested from every live peer\n";
     } else if (chosen == role) {
-        std::cout << fmt::format("role set to {}\n", role_name);
+        // The same text as -c / -t: the promotion's steps, or the change.
+        std::cout << core::ctl::describe_reply(request, reply.result);
+        return core::ctl::reply_reports_failure(request, reply.result) ? kExitFailure : kExitOk;
     } else {
         std::cout << fmt::format(
             "ctsyncd {} (plugin ABI {}, control protocol {})\nfingerprint: {}\nctsyncctl {}\n",
