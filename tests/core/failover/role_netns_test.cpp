@@ -8,8 +8,10 @@
 //   - a node that never held a primary's table flushes nothing when promoted (a ctsyncd restarted on a
 //     working primary must not empty its kernel).
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "tests/core/daemon/daemon_test_util.hpp"
 #include "tests/support/identities.hpp"
@@ -196,6 +198,51 @@ TEST(Failover, PromotionCommitsFlushesStaleSendsAndResyncsInOrder) {
     ASSERT_FALSE(down.is_null());
     EXPECT_EQ(down["role"], "BACKUP");
     EXPECT_TRUE(lab.wait_external(0, kFlows)) << lab.node(0).status().dump();
+}
+
+// What keepalived's priority hold is told. A backup holding the primary's table must stay ready when the
+// primary dies (its peer times out just before VRRP's master-down timer: lowering its priority then delays
+// the takeover); a backup that has not completed its table since it became backup is held.
+TEST(Failover, CompleteBackupStaysReadyWhenThePrimaryDiesAndARestartedOneIsHeldUntilComplete) {
+    ASSERT_TRUE(can_create_netns());
+    RoleLab lab("warm", 2);
+    lab.start_all();
+    lab.node(0).inject(kFlows, 0);
+    ASSERT_TRUE(lab.wait_external(1, kFlows));
+    ASSERT_TRUE(wait_until([&] { return lab.node(1).status()["failover"]["ready"] == true; }, 30s, 100ms));
+    ::kill(lab.node(0).daemon->pid(), SIGKILL);
+    // peer_timeout_ms is 1500: watch well past it.
+    const auto until = std::chrono::steady_clock::now() + 3s;
+    int samples = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        auto s = lab.node(1).status();
+        ASSERT_FALSE(s.is_null());
+        ASSERT_EQ(s["failover"]["ready"], true) << "after " << samples << " samples: " << s.dump();
+        ++samples;
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(lab.node(1).status()["replication"]["peers"][0]["live"], false);
+    EXPECT_EQ(lab.node(1).stat("failover.ready"), 1);
+
+    // The backup restarts while the primary is back: held until the primary's table is in its kernel.
+    lab.node(0).start();
+    ASSERT_TRUE(wait_until([&] { return !lab.node(0).status().is_null(); }, 20s, 100ms));
+    lab.node(1).daemon->terminate();
+    lab.node(1).start();
+    bool held = false;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto s = lab.node(1).status();
+            if (s.is_null()) {
+                return false;
+            }
+            held = held || s["failover"]["ready"] == false;
+            return s["failover"]["ready"] == true;
+        },
+        60s, 20ms));
+    EXPECT_TRUE(held);
+    EXPECT_GE(lab.node(1).status()["tables"]["external_flows"].get<std::size_t>(),
+              static_cast<std::size_t>(kFlows));
 }
 
 TEST(Failover, PromotionWithoutAPrimaryTableFlushesNothing) {
