@@ -205,5 +205,33 @@ TEST(DaemonConfig, ReplicationAndSecurityAreCheckedTogether) {
                                        "(see docs/CONFIG.md, security)"});
 }
 
+TEST(DaemonConfig, FailoverSectionDefaultsToWarmStandbyAndIsChecked) {
+    std::optional<DaemonConfig> config;
+    auto report = check(R"({"node": {"id": 1}})", &config);
+    ASSERT_TRUE(report.ok());
+    EXPECT_TRUE(config->failover.warm_standby);
+    EXPECT_TRUE(config->failover.flush_unknown);
+    EXPECT_EQ(config->failover.standby_batch, 2000u);
+    report = check(R"({"node": {"id": 1}, "failover": {"standby": "cold", "flush_unknown": false,
+                        "standby_batch": 10}})",
+                   &config);
+    ASSERT_TRUE(report.ok()) << ::testing::PrintToString(formatted(report));
+    EXPECT_FALSE(config->failover.warm_standby);
+    EXPECT_FALSE(config->failover.flush_unknown);
+    EXPECT_EQ(config->failover.standby_batch, 10u);
+    report = check(
+        R"({"node": {"id": 1}, "failover": {"standby": "lukewarm", "standby_batch": 0, "flush": true}})");
+    const auto messages = formatted(report);
+    ASSERT_EQ(messages.size(), 3u) << ::testing::PrintToString(messages);
+    EXPECT_EQ(report.exit_code(), 2);
+    auto has = [&](const std::string& needle) {
+        return std::any_of(messages.begin(), messages.end(),
+                           [&](const std::string& m) { return m.find(needle) != std::string::npos; });
+    };
+    EXPECT_TRUE(has(".failover.standby")) << ::testing::PrintToString(messages);
+    EXPECT_TRUE(has(".failover.standby_batch"));
+    EXPECT_TRUE(has(".failover.flush"));
+}
+
 }  // namespace
 }  // namespace ctsync::core
