@@ -211,6 +211,7 @@ nlohmann::json RoleMachine::promote(const std::string& reason) {
 
     // 2. flush: stale entries the old primary never had.
     t0 = Clock::now();
+    note_primary_table();  // completed since the last tick
     std::size_t flushed = 0;
     nlohmann::json flush_detail;
     if (!options_.flush_unknown) {
@@ -319,6 +320,12 @@ void RoleMachine::push_readiness(bool force) {
     }
 }
 
+void RoleMachine::note_primary_table() {
+    if (engine_ != nullptr && role_ != sdk::Role::kPrimary && stale_ && engine_->holds_primary_table()) {
+        primary_table_seen_ = true;
+    }
+}
+
 void RoleMachine::tick() {
     if (engine_ != nullptr) {
         if (role_ != sdk::Role::kPrimary && engine_->complete()) {
@@ -329,9 +336,7 @@ void RoleMachine::tick() {
             alone_since_ = Clock::now();
         }
         was_alone_ = alone;
-        if (role_ != sdk::Role::kPrimary && stale_ && engine_->holds_primary_table()) {
-            primary_table_seen_ = true;
-        }
+        note_primary_table();
     }
     if (capture_at_sync_ && tables_.internal_synced()) {
         capture_at_sync_ = false;

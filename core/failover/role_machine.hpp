@@ -69,6 +69,8 @@ class RoleMachine final : public sdk::RoleSink {
     using Clock = std::chrono::steady_clock;
     nlohmann::json promote(const std::string& reason);
     void capture_stale();
+    // Records that a primary's whole table is held (the flush step's precondition).
+    void note_primary_table();
     void tick();
     void schedule_tick();
     void push_readiness(bool force);
