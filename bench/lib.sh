@@ -34,36 +34,9 @@ wait_for() {
     return 1
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of a process
+source "${ROOT}/bench/conntrackd_conf.sh"
 conntrackd_config() { # name local_ip peer_ip dev   (CD_WARM=1: DisableExternalCache On, writes to the kernel)
-    cat >"${WORK}/$1.conf" <<CONF
-Sync {
-    Mode FTFW {
-        DisableExternalCache $([[ -n ${CD_WARM:-} ]] && echo On || echo Off)
-    }
-    UDP {
-        IPv4_address $2
-        IPv4_Destination_Address $3
-        Port 3780
-        Interface $4
-        SndSocketBuffer 24985600
-        RcvSocketBuffer 24985600
-        Checksum on
-    }
-}
-General {
-    HashSize 262144
-    HashLimit 1048576
-    LogFile ${WORK}/$1.log
-    Syslog off
-    LockFile ${WORK}/$1.lock
-    UNIX {
-        Path ${WORK}/$1.sock
-    }
-    NetlinkBufferSize 2097152
-    NetlinkBufferSizeMaxGrowth 268435456
-    NetlinkOverrunResync on
-}
-CONF
+    conntrackd_conf "${WORK}/$1" "$2" "$3" "$4" "$([[ -n ${CD_WARM:-} ]] && echo warm)" >"${WORK}/$1.conf"
 }
 cd_external() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache external:/ {x=1} x && /current active connections/ {print $NF; exit}'; }
 cd_internal() { in_ns "$1" conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk '/cache internal:/ {x=1} x && /current active connections/ {print $NF; exit}'; }

@@ -84,7 +84,6 @@ run() {
         local warm=""; [[ ${STANDBY:-cold} == warm ]] && warm=1
         CD_WARM=${warm} conntrackd_config cp 198.51.100.1 198.51.100.2 sy0
         CD_WARM=${warm} conntrackd_config cb 198.51.100.2 198.51.100.1 sy0
-        sed -i 's/^    HashSize.*/    HashSize 262144/' "${WORK}/cp.conf" "${WORK}/cb.conf"
         ip netns exec "${PREFIX}pri" conntrackd -C "${WORK}/cp.conf" & PIDS+=("$!"); pri_pid=$!
         ip netns exec "${PREFIX}bak" conntrackd -C "${WORK}/cb.conf" & PIDS+=("$!"); bak_pid=$!
         wait_for 0 20 cd_cache cp internal

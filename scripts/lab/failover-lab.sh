@@ -61,6 +61,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=bench/conntrackd_conf.sh
+source "${ROOT}/bench/conntrackd_conf.sh"
 SYNC=ctsync
 HA=fifo
 TRANSPORT=mcast
@@ -404,36 +406,9 @@ elif [[ ${SYNC} == conntrackd ]]; then
     for fw in fw1 fw2; do
         other=$([[ ${fw} == fw1 ]] && echo fw2 || echo fw1)
         dir="${WORK}/${fw}"
-        # bench/lib.sh's conntrackd_config, with this lab's addresses and files.
-        cat >"${dir}/conntrackd.conf" <<CONF
-Sync {
-    Mode FTFW {
-        DisableExternalCache $( ((CD_WARM)) && echo On || echo Off)
-    }
-    UDP {
-        IPv4_address ${SYNC_IP[${fw}]}
-        IPv4_Destination_Address ${SYNC_IP[${other}]}
-        Port 3780
-        Interface sync0
-        SndSocketBuffer 24985600
-        RcvSocketBuffer 24985600
-        Checksum on
-    }
-}
-General {
-    HashSize 262144
-    HashLimit 1048576
-    LogFile ${dir}/conntrackd.log
-    Syslog off
-    LockFile ${dir}/conntrackd.lock
-    UNIX {
-        Path ${dir}/conntrackd.sock
-    }
-    NetlinkBufferSize 2097152
-    NetlinkBufferSizeMaxGrowth 268435456
-    NetlinkOverrunResync on
-}
-CONF
+        # The benchmarks' conntrackd configuration (bench/conntrackd_conf.sh), with this lab's addresses and files.
+        conntrackd_conf "${dir}/conntrackd" "${SYNC_IP[${fw}]}" "${SYNC_IP[${other}]}" sync0 \
+            "$( ((CD_WARM)) && echo warm)" >"${dir}/conntrackd.conf"
         # Debian's primary-backup.sh, unchanged but for its three variables. Its conntrackd calls go through
         # a wrapper that logs their start and end (epoch ms) to calls.log; its logger(1) messages go to
         # notify.log instead of the host's syslog.
@@ -623,26 +598,15 @@ UDP_PID=$!
 PIDS+=("${UDP_PID}")
 t_streams=$(now_ms)
 
-if [[ ${SYNC} == ctsync ]]; then
-    # fw2 must hold both streams' flows (their NAT bindings included) before anything fails.
+if [[ ${SYNC} != none ]]; then
+    # fw2 must hold both streams' flows (their NAT bindings included) before anything fails: ctsync's and
+    # conntrackd's external cache, or the kernel of a conntrackd that writes there directly.
+    if [[ ${SYNC} == ctsync ]]; then where="external cache"; fw2_table() { ctl fw2 dump --external; }
+    elif ((CD_WARM)); then where=kernel; fw2_table() { in_ns "${NS_FW2}" conntrack -L; }
+    else where="conntrackd's external cache"; fw2_table() { cd_ctl fw2 -e; }; fi
     ok=0
     for _ in $(seq 100); do
-        table=$(ctl fw2 dump --external 2>/dev/null || true)
-        if grep -q "dport=${TCP_PORT}" <<<"${table}" && grep -q "dport=${UDP_PORT}" <<<"${table}"; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    ((ok)) || { log_tail fw1; log_tail fw2; die "fw2's external cache did not get the streams' flows within 10 s"; }
-    say "fw2's external cache holds both streams' flows:"
-    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -4
-elif [[ ${SYNC} == conntrackd ]]; then
-    where=$( ((CD_WARM)) && echo kernel || echo "conntrackd's external cache")
-    ok=0
-    for _ in $(seq 100); do
-        if ((CD_WARM)); then table=$(in_ns "${NS_FW2}" conntrack -L 2>/dev/null || true)
-        else table=$(cd_ctl fw2 -e 2>/dev/null || true); fi
+        table=$(fw2_table 2>/dev/null || true)
         if grep -q "dport=${TCP_PORT}" <<<"${table}" && grep -q "dport=${UDP_PORT}" <<<"${table}"; then
             ok=1
             break

@@ -178,8 +178,32 @@ int tcp_client(const char* host, const char* port, const std::vector<std::string
     return 0;
 }
 
-int udp_server(const char* port) {
+std::string format_source(const sockaddr_storage& from) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (from.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(from);
+        port = ntohs(a.sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+            inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], host, sizeof(host));
+        } else {
+            inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof(host));
+        }
+    } else if (from.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(from);
+        port = ntohs(a.sin_port);
+        inet_ntop(AF_INET, &a.sin_addr, host, sizeof(host));
+    }
+    return std::string(host) + ":" + std::to_string(port);
+}
+
+// Echoes every datagram; with `tell_source`, prefixed with the source it came from ("from A:P "), so that the
+// client sees which NAT binding the server saw (udp-stream-server).
+int udp_echo(const char* port, bool tell_source) {
     addrinfo* ai = resolve("::", port, SOCK_DGRAM, true);
+    if (ai == nullptr) {
+        return fail("resolve");
+    }
     int fd = socket(ai->ai_family, SOCK_DGRAM, 0);
     int zero = 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
@@ -193,9 +217,14 @@ int udp_server(const char* port) {
         sockaddr_storage from{};
         socklen_t len = sizeof(from);
         ssize_t n = recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&from), &len);
-        if (n > 0) {
-            sendto(fd, buffer, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+        if (n <= 0) {
+            continue;
         }
+        std::string reply(buffer, static_cast<std::size_t>(n));
+        if (tell_source) {
+            reply = "from " + format_source(from) + " " + reply;
+        }
+        sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
     }
 }
 
@@ -565,51 +594,6 @@ int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
     return report();
 }
 
-std::string format_source(const sockaddr_storage& from) {
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (from.ss_family == AF_INET6) {
-        const auto& a = reinterpret_cast<const sockaddr_in6&>(from);
-        port = ntohs(a.sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
-            inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], host, sizeof(host));
-        } else {
-            inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof(host));
-        }
-    } else if (from.ss_family == AF_INET) {
-        const auto& a = reinterpret_cast<const sockaddr_in&>(from);
-        port = ntohs(a.sin_port);
-        inet_ntop(AF_INET, &a.sin_addr, host, sizeof(host));
-    }
-    return std::string(host) + ":" + std::to_string(port);
-}
-
-int udp_stream_server(const char* port) {
-    addrinfo* ai = resolve("::", port, SOCK_DGRAM, true);
-    if (ai == nullptr) {
-        return fail("resolve");
-    }
-    int fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-    int zero = 0;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        return fail("bind");
-    }
-    std::printf("listening\n");
-    std::fflush(stdout);
-    char buffer[2048];
-    while (true) {
-        sockaddr_storage from{};
-        socklen_t len = sizeof(from);
-        ssize_t n = recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&from), &len);
-        if (n > 0) {
-            const std::string reply =
-                "from " + format_source(from) + " " + std::string(buffer, static_cast<std::size_t>(n));
-            sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
-        }
-    }
-}
-
 int udp_stream(const char* host, const char* port, const StreamOptions& o) {
     std::int64_t sent = 0;
     std::int64_t echoed = 0;
@@ -717,10 +701,10 @@ int main(int argc, char** argv) {
         return tcp_server(argv[2]);
     }
     if (mode == "udp-server") {
-        return udp_server(argv[2]);
+        return udp_echo(argv[2], false);
     }
     if (mode == "udp-stream-server") {
-        return udp_stream_server(argv[2]);
+        return udp_echo(argv[2], true);
     }
     if (argc < 4) {
         std::fprintf(stderr, "lab-peer: %s needs HOST PORT\n", mode.c_str());

@@ -13,14 +13,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-std::unique_ptr<Process> start_daemon(const std::filesystem::path& config) {
-    auto daemon = std::make_unique<Process>(std::vector<std::string>{kCtsyncd, "-C", config.string()});
-    bool up =
-        wait_until([&] { return !ctl_json(config, "status").is_null() || !daemon->running(); }, 10s, 50ms);
-    EXPECT_TRUE(up && daemon->running()) << "ctsyncd did not come up: " << daemon->err();
-    return daemon;
-}
-
 // ctsyncctl <args...>, bounded.
 RunResult ctl(std::vector<std::string> args) {
     args.insert(args.begin(), kCtsyncctl);

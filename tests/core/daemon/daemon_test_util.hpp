@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -54,6 +55,16 @@ inline nlohmann::json ctl_json(const std::filesystem::path& config, const std::s
         return nullptr;
     }
     return nlohmann::json::parse(result.out, nullptr, false);
+}
+
+// Starts ctsyncd with `config` and waits (10 s) until it answers `status`; a failure to come up is a test
+// failure that quotes its standard error.
+inline std::unique_ptr<Process> start_daemon(const std::filesystem::path& config) {
+    auto daemon = std::make_unique<Process>(std::vector<std::string>{kCtsyncd, "-C", config.string()});
+    bool up = wait_until([&] { return !ctl_json(config, "status").is_null() || !daemon->running(); },
+                         std::chrono::seconds(10), std::chrono::milliseconds(50));
+    EXPECT_TRUE(up && daemon->running()) << "ctsyncd did not come up: " << daemon->err();
+    return daemon;
 }
 
 // The value of one metric in `ctsyncctl stats --json` output, or -1 when it is not there.
