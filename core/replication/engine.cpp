@@ -64,6 +64,15 @@ class Engine::LinkSink final : public sdk::TransportSink {
                                       link.carrier ? "up" : "down", detail));
         engine_.choose_links(Clock::now());
     }
+    void on_peer_state(std::uint32_t node, sdk::PeerState state,
+                       const std::string& detail) noexcept override {
+        try {
+            engine_.on_peer_state(index_, node, state, detail);
+        } catch (const std::exception& e) {
+            engine_.log_.error(fmt::format("event=peer_state_error link={} reason=\"{}\"",
+                                           engine_.links_[index_]->name, e.what()));
+        }
+    }
 
   private:
     Engine& engine_;
@@ -75,6 +84,7 @@ struct Engine::Peer {
     std::uint64_t epoch = 0;
     wire::ReplayWindow window;
     Clock::time_point last_rx{};
+    std::vector<Clock::time_point> rx_by_link;  // last authentic datagram from it, per link
     bool live = true;
     std::uint8_t role = 0;
     std::uint64_t alive_next_seq = 0;
@@ -187,6 +197,12 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
                                           "flows that ended inside the delayed policy's window")),
       resend_queue_gauge_(metrics.gauge("replication.resend_queue_bytes", "bytes held for retransmission")),
       peers_gauge_(metrics.gauge("replication.peers_live", "peers heard within peer_timeout")),
+      peer_reports_(
+          metrics.counter("replication.peer_reports",
+                          "peer up/down reports from transports that supervise their peers (TIPC)")),
+      peers_lost_by_transport_(metrics.counter(
+          "replication.peers_lost_by_transport",
+          "peers taken for gone on a transport's report (link supervision), before ALIVE silence")),
       metrics_(metrics) {
     for (const char* reason : {"truncated", "bad_magic", "bad_version", "bad_type", "bad_header",
                                "bad_length", "unknown_key", "not_encrypted", "bad_tag"}) {
@@ -265,6 +281,16 @@ void Engine::announce_table() {
     if (!stopped_) {
         start_bulk(0, 0);
     }
+}
+
+nlohmann::json Engine::down_on(std::uint32_t node) const {
+    nlohmann::json names = nlohmann::json::array();
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        if (reported_down(node, i)) {
+            names.push_back(links_[i]->name);
+        }
+    }
+    return names;
 }
 
 std::size_t Engine::live_peers() const {
@@ -785,6 +811,46 @@ void Engine::run_bulk(Clock::time_point now) {
 // ---------------------------------------------------------------------------------------------------------
 // Receiver
 
+bool Engine::reported_down(std::uint32_t node, std::size_t link) const {
+    auto it = peer_link_down_.find(node);
+    return it != peer_link_down_.end() && link < it->second.size() && it->second[link];
+}
+
+void Engine::on_peer_state(std::size_t link, std::uint32_t node, sdk::PeerState state,
+                           const std::string& detail) {
+    if (stopped_ || node == node_id_ || node == 0) {
+        return;
+    }
+    const bool down = state == sdk::PeerState::kDown;
+    auto& flags = peer_link_down_[node];
+    flags.resize(links_.size(), false);
+    peer_reports_.add();
+    log_.info(fmt::format("event=peer_state link={} node={} state={} detail=\"{}\"", links_[link]->name, node,
+                          down ? "down" : "up", detail));
+    flags[link] = down;
+    if (!down) {
+        return;  // its next datagram brings it back, if it was gone
+    }
+    auto it = peers_.find(node);
+    if (it == peers_.end() || !it->second->live) {
+        return;
+    }
+    Peer& peer = *it->second;
+    const auto now = Clock::now();
+    // Another link that the peer's transport did not report down, and that still hears it, carries it.
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        if (!flags[i] && i < peer.rx_by_link.size() && now - peer.rx_by_link[i] <= options_.link_silence) {
+            log_.info(fmt::format("event=peer_still_heard node={} down_on={} heard_on={}", node,
+                                  links_[link]->name, links_[i]->name));
+            return;
+        }
+    }
+    peer.live = false;
+    peers_lost_by_transport_.add();
+    log_.warn(fmt::format("event=peer_lost node={} reason=transport link={} silent_ms={:.0f} detail=\"{}\"",
+                          node, links_[link]->name, ms_between(peer.last_rx, now), detail));
+}
+
 Engine::Peer& Engine::peer_for(std::uint32_t node, std::uint64_t epoch, bool& fresh) {
     auto& slot = peers_[node];
     fresh = false;
@@ -855,15 +921,19 @@ void Engine::on_datagram(std::size_t link_index, std::span<const std::byte> data
     bool fresh = false;
     Peer& peer = peer_for(header.node_id, header.epoch, fresh);
     const auto now = Clock::now();
-    // An authentic datagram proves this link works even when it is the losing copy of one sent on every
-    // link (control, or parallel mode), which the replay window then drops.
+    // An authentic datagram proves this link works, and carries this peer, even when it is the losing copy
+    // of one sent on every link (control, or parallel mode), which the replay window then drops.
     links_[link_index]->last_rx = now;
+    peer.rx_by_link.resize(links_.size());
+    peer.rx_by_link[link_index] = now;
     if (!peer.window.accept(header.packet)) {
         rx_replayed_.add();
         return;
     }
     peer.last_rx = now;
-    if (!peer.live) {
+    // A datagram still queued on a link whose transport reported the peer gone does not bring it back: only
+    // the transport's own report that it is up again does, or a datagram on another link.
+    if (!peer.live && !reported_down(peer.node, link_index)) {
         peer.live = true;
         log_.info(fmt::format("event=peer_back node={}", peer.node));
     }
@@ -1165,8 +1235,8 @@ void Engine::tick() {
         Peer& peer = *peer_ptr;
         if (peer.live && now - peer.last_rx > options_.peer_timeout) {
             peer.live = false;
-            log_.warn(
-                fmt::format("event=peer_lost node={} silent_ms={:.0f}", node, ms_between(peer.last_rx, now)));
+            log_.warn(fmt::format("event=peer_lost node={} reason=silence silent_ms={:.0f}", node,
+                                  ms_between(peer.last_rx, now)));
         }
         live += peer.live ? 1 : 0;
         if (!peer.live) {
@@ -1341,6 +1411,7 @@ nlohmann::json Engine::status() const {
         peers.push_back({{"node", node},
                          {"epoch", p->epoch},
                          {"live", p->live},
+                         {"reported_down_on", down_on(node)},
                          {"role", p->role == 2 ? "primary" : "backup"},
                          {"silent_ms", static_cast<std::int64_t>(ms_between(p->last_rx, now))},
                          {"synced", p->synced},

@@ -81,6 +81,9 @@ class Engine final : public CacheObserver {
 
     // A received datagram (public for tests: feeds the receive path directly).
     void on_datagram(std::size_t link, std::span<const std::byte> data);
+    // A transport's report that a peer became reachable or unreachable over `link` (public for tests). A
+    // peer reported down on a link, and heard on no other link within link_silence, is gone at once.
+    void on_peer_state(std::size_t link, std::uint32_t node, sdk::PeerState state, const std::string& detail);
 
   private:
     using Clock = std::chrono::steady_clock;
@@ -117,6 +120,8 @@ class Engine final : public CacheObserver {
     void drain_reorder(Peer& peer);
     void request_bulk(Peer& peer, const char* why);
     Peer& peer_for(std::uint32_t node, std::uint64_t epoch, bool& fresh);
+    bool reported_down(std::uint32_t node, std::size_t link) const;
+    nlohmann::json down_on(std::uint32_t node) const;
 
     void tick();
     void schedule_tick();
@@ -173,6 +178,9 @@ class Engine final : public CacheObserver {
 
     // Receiver and peers, by node id.
     std::map<std::uint32_t, std::unique_ptr<Peer>> peers_;
+    // By node id, per link: the link's transport reported the node unreachable (and not reachable since).
+    // Kept apart from Peer, which a new epoch replaces: the report is about the node, not one of its runs.
+    std::map<std::uint32_t, std::vector<bool>> peer_link_down_;
     std::uint64_t next_generation_ = 1;
     std::uint32_t next_request_id_ = 1;
     std::vector<wire::Record> scratch_records_;
@@ -209,6 +217,8 @@ class Engine final : public CacheObserver {
     std::map<std::string, sdk::Counter*> rx_auth_drops_;  // by reason
     sdk::Gauge& resend_queue_gauge_;
     sdk::Gauge& peers_gauge_;
+    sdk::Counter& peer_reports_;
+    sdk::Counter& peers_lost_by_transport_;
     MetricsRegistry& metrics_;
 };
 

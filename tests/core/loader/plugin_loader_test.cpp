@@ -140,9 +140,10 @@ TEST(PluginLoader, RefusesAbiMajorMismatch) {
 TEST(PluginLoader, RefusesAbiMinorNewerThanHost) {
     auto result = load_fault("abiminor");
     EXPECT_EQ(result.error,
-              fmt::format("plugin file '{}': ABI minor newer than this ctsyncd: expected at most 1.0, "
-                          "found 1.1 (upgrade ctsyncd or rebuild the plugin)",
-                          fault_file("abiminor")));
+              fmt::format("plugin file '{}': ABI minor newer than this ctsyncd: expected at most {}.{}, "
+                          "found {}.{} (upgrade ctsyncd or rebuild the plugin)",
+                          fault_file("abiminor"), sdk::kAbiMajor, sdk::kAbiMinor, sdk::kAbiMajor,
+                          sdk::kAbiMinor + 1));
 }
 
 TEST(PluginLoader, RefusesTooSmallDescriptor) {

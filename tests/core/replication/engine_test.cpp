@@ -47,6 +47,14 @@ class FakeLink final : public sdk::Transport {
             }
         });
     }
+    // What a supervising transport (TIPC's topology service) does: tells the core a peer came or went.
+    void report_peer(std::uint32_t node, sdk::PeerState state) {
+        asio::post(io_, [this, node, state] {
+            if (sink_ != nullptr) {
+                sink_->on_peer_state(node, state, "test report");
+            }
+        });
+    }
     bool deaf = false;                         // drops everything addressed to it
     std::vector<std::vector<std::byte>> sent;  // kept when `record` is set
     bool record = false;
@@ -250,6 +258,73 @@ INSTANTIATE_TEST_SUITE_P(Loss, EngineTest, ::testing::Values(0.0, 0.05, 0.20),
                          [](const ::testing::TestParamInfo<double>& p) {
                              return fmt::format("loss_{}pct", static_cast<int>(p.param * 100));
                          });
+
+// ABI 1.1: a transport that supervises its peers reports one gone; the engine takes it for gone at once
+// instead of after peer_timeout of silence, and datagrams still queued on that link do not bring it back;
+// the transport's report that it is up again does.
+TEST(Engine, PeerReportedDownByItsTransportIsGoneBeforeSilence) {
+    asio::io_context io;
+    Bus bus;
+    auto slow = backup_options();
+    slow.peer_timeout = 10s;  // silence alone would take this long
+    auto primary = primary_options();
+    primary.peer_timeout = 10s;
+    Node p(io, bus, 1, primary), b(io, bus, 2, slow);
+    ASSERT_EQ(p.engine->start(), "");
+    ASSERT_EQ(b.engine->start(), "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->live_peers() == 1 && p.engine->live_peers() == 1; }, 5s));
+
+    const auto reported = std::chrono::steady_clock::now();
+    b.link.report_peer(1, sdk::PeerState::kDown);
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->live_peers() == 0; }, 1s));
+    EXPECT_LT(std::chrono::steady_clock::now() - reported, 500ms);
+    EXPECT_EQ(b.counter("peers_lost_by_transport"), 1u);
+    EXPECT_EQ(b.counter("peer_reports"), 1u);
+    EXPECT_EQ(b.engine->status()["peers"][0]["reported_down_on"], nlohmann::json::array({"fake"}));
+    // The primary still sends ALIVE every 50 ms on that link: none of them revives it.
+    io.run_for(400ms);
+    EXPECT_EQ(b.engine->live_peers(), 0u);
+
+    b.link.report_peer(1, sdk::PeerState::kUp);
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->live_peers() == 1; }, 2s));
+    EXPECT_EQ(b.engine->status()["peers"][0]["reported_down_on"], nlohmann::json::array());
+    // A report about an unknown node or about this node itself changes nothing.
+    b.link.report_peer(9, sdk::PeerState::kDown);
+    b.link.report_peer(2, sdk::PeerState::kDown);
+    io.run_for(100ms);
+    EXPECT_EQ(b.engine->live_peers(), 1u);
+    EXPECT_EQ(b.counter("peers_lost_by_transport"), 1u);
+}
+
+// Redundant links: a peer that one link's transport reports down but another link still hears stays.
+TEST(Engine, PeerReportedDownOnOneLinkButHeardOnAnotherStays) {
+    asio::io_context io;
+    Bus bus, bus2;
+    Node p(io, bus, 1, primary_options()), b(io, bus, 2, backup_options());
+    FakeLink p2(bus2, io), b2(bus2, io);
+    bus2.links = {&p2, &b2};
+    p.engine->add_link("fake2", p2);
+    b.engine->add_link("fake2", b2);
+    ASSERT_EQ(p.engine->start(), "");
+    ASSERT_EQ(b.engine->start(), "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->live_peers() == 1; }, 5s));
+    io.run_for(200ms);  // ALIVE goes on every link: both have heard the primary
+    b.link.report_peer(1, sdk::PeerState::kDown);
+    io.run_for(300ms);
+    EXPECT_EQ(b.engine->live_peers(), 1u);
+    EXPECT_EQ(b.counter("peers_lost_by_transport"), 0u);
+    // Now the second link goes quiet as well: reported down there too, the peer is gone.
+    b2.deaf = true;
+    io.run_for(400ms);  // longer than link_silence (300 ms)
+    b2.report_peer(1, sdk::PeerState::kDown);
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->live_peers() == 0; }, 1s));
+    EXPECT_EQ(b.counter("peers_lost_by_transport"), 1u);
+}
 
 TEST(Engine, LateJoinerGetsBulkAndLaggardBeyondResendQueueIsRepaired) {
     asio::io_context io;

@@ -13,6 +13,8 @@ namespace ctsync::sdk {
 inline namespace CTSYNC_SDK_ABI_NAMESPACE {
 
 enum class LinkState : std::uint8_t { kDown = 0, kUp = 1 };
+// Whether one peer node is reachable over a transport, as the transport itself knows it (ABI 1.1).
+enum class PeerState : std::uint8_t { kDown = 0, kUp = 1 };
 
 // Implemented by the core; called on the executor thread only. Never throws.
 class TransportSink {
@@ -22,6 +24,17 @@ class TransportSink {
     virtual void on_datagram(std::span<const std::byte> data) noexcept = 0;
     // The link changed (carrier, connection, bearer). `detail` says why, for the log.
     virtual void on_link_state(LinkState state, const std::string& detail) noexcept = 0;
+    // ABI 1.1. A transport that supervises its peers itself (TIPC's topology service and link supervision)
+    // reports one peer, by its node id (node.id of that node's config), becoming reachable or unreachable.
+    // The core then treats a peer that is down on every link as gone at once, instead of waiting for
+    // replication.peer_timeout of ALIVE silence. Transports that cannot tell (multicast) never call it.
+    // `detail` says why, for the log. Appended in ABI 1.1: a host of ABI 1.0 refuses plugins built
+    // against 1.1, so a plugin may call it unconditionally.
+    virtual void on_peer_state(std::uint32_t node, PeerState state, const std::string& detail) noexcept {
+        (void)node;
+        (void)state;
+        (void)detail;
+    }
 };
 
 class Transport : public Plugin {

@@ -104,6 +104,8 @@ class MockTransportSink : public TransportSink {
   public:
     MOCK_METHOD(void, on_datagram, (std::span<const std::byte> data), (noexcept, override));
     MOCK_METHOD(void, on_link_state, (LinkState state, const std::string& detail), (noexcept, override));
+    MOCK_METHOD(void, on_peer_state, (std::uint32_t node, PeerState state, const std::string& detail),
+                (noexcept, override));
 };
 
 class MockTransport : public Transport {
