@@ -20,6 +20,8 @@ build_packages=(
 # Real peers and lab tools used by the kernel/netns tests, the benchmarks and the demo.
 lab_packages=(
     iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod iputils-ping
+    # The test VM (scripts/vm/vm-run.sh): qemu under TCG, busybox for its initramfs.
+    qemu-system-x86 busybox-static
 )
 
 missing=()
@@ -29,8 +31,14 @@ for pkg in "${build_packages[@]}" "${lab_packages[@]}"; do
     fi
 done
 
+# Debian's stock kernel for the test VM (TIPC, SCTP), unpacked into the VM cache rather than installed.
+fetch_vm_kernel() {
+    "$(dirname "$0")/vm/fetch-kernel.sh" >/dev/null
+}
+
 if ((${#missing[@]} == 0)); then
     echo "install-deps: all ${#build_packages[@]}+${#lab_packages[@]} packages already installed"
+    fetch_vm_kernel
     exit 0
 fi
 
@@ -42,4 +50,5 @@ apt-get install -y -q --no-install-recommends "${missing[@]}"
 for svc in conntrackd keepalived; do
     systemctl disable --now "${svc}" >/dev/null 2>&1 || true
 done
+fetch_vm_kernel
 echo "install-deps: done"
