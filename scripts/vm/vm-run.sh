@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Runs one command as root inside a throw-away qemu VM that boots Debian's stock kernel (tipc.ko, sctp.ko:
 # what the host kernel lacks), and exits with the command's exit code. The VM sees the host's root
-# filesystem read only at the same paths (9p), so build-tree binaries, dlopen'ed plugins, their libraries,
-# iproute2's ip and tipc, nft and conntrack all work unchanged; /tmp, /run, /var/tmp are the VM's own
-# (tmpfs). The command's output is streamed to standard output as it runs.
+# filesystem at the same paths (9p, read only, under a tmpfs overlay: writes stay in the VM), so build-tree
+# binaries wherever the tree is (/tmp too), dlopen'ed plugins, their libraries, iproute2's ip and tipc, nft
+# and conntrack all work unchanged; /run is the VM's own. The command's output is streamed to standard output as it runs.
 #
 #   scripts/vm/vm-run.sh [--timeout SECONDS] [--mem MIB] [--cpus N] [--module NAME]... -- COMMAND [ARG]...
 #
@@ -17,7 +17,7 @@ cache="${CTSYNC_VM_CACHE:-/var/cache/ctsync-vm}"
 timeout_s=600
 mem=2048
 cpus=2
-modules=(virtio_pci 9pnet_virtio 9p tipc sctp veth bridge nf_conntrack_netlink nf_tables nft_ct nft_numgen
+modules=(virtio_pci 9pnet_virtio 9p overlay tipc sctp veth bridge nf_conntrack_netlink nf_tables nft_ct nft_numgen
     nft_nat nft_chain_nat nft_masq)
 die() { printf 'vm-run: %s\n' "$*" >&2; exit 125; }
 usage() { sed -n '9p' "$0" | sed 's/^# *//' >&2; exit 125; }
