@@ -684,6 +684,14 @@ step "hard failover: every port of fw1 cut (LAN, WAN, sync)"
 explain "no goodbye: fw2 notices only when fw1's VRRP adverts stop (3 x advert_int), then takes the VIPs."
 fw1_entries=$(kernel_count fw1)
 fw2_entries_before=$(kernel_count fw2)
+# Promotions fw2 went through before the cut (a start-up one, when fw2's VRRP instance won the first
+# election before fw1 was ready and preempted it): the failover's own are counted from here.
+promotions_before=0
+if [[ ${SYNC} == ctsync ]]; then
+    promotions_before=$(ctl fw2 stats 2>/dev/null | awk '$1 == "failover.promotions" {print $2}')
+    promotions_before=${promotions_before:-0}
+    ((promotions_before == 0)) || say "fw2 was promoted ${promotions_before} time(s) before the cut (start-up election)"
+fi
 # LAN and WAN in one ip call (microseconds apart): fw1's keepalived must not get to resign on one while the
 # other is still up (a priority-0 advert would make the takeover look faster than a dead node allows).
 cut_fw1() { # down|up
@@ -776,8 +784,10 @@ if [[ ${SYNC} == ctsync ]]; then
     ctl fw2 stats >"${WORK}/fw2-stats-failover.txt" 2>&1 || true
     steps=$(awk '$1 ~ /^failover\.(promote_|promotions|standby_written)/ {printf "%s%s=%s", sep, $1, $2; sep = " "}' \
         "${WORK}/fw2-stats-failover.txt")
-    [[ -n ${steps} ]] && say "fw2's promotion steps (ctsyncctl stats): ${steps}"
-    result "promotion ${steps:-none}"
+    promotions_now=$(awk '$1 == "failover.promotions" {print $2}' "${WORK}/fw2-stats-failover.txt")
+    steps="${steps} promotions_before_cut=${promotions_before} promotions_at_failover=$((${promotions_now:-0} - promotions_before))"
+    say "fw2's promotion steps (ctsyncctl stats): ${steps}"
+    result "promotion ${steps}"
 fi
 
 # ---------------------------------------------------------------------------------------------------------
