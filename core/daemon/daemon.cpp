@@ -79,7 +79,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     if (std::string error = host.create_all(config.slots); !error.empty()) {
         log->error("event=start_failed reason=\"{}\"", error);
         report_ready(options.ready_fd, error);
-        return 1;
+        return host.refusal() == PluginHost::Refusal::kConfiguration ? kExitConfig : kExitPlugin;
     }
     for (const auto& instance : host.instances()) {
         const auto& d = *instance.slot.loaded->descriptor;

@@ -15,8 +15,16 @@ struct DaemonOptions {
     int ready_fd = -1;           // when >= 0: "ok\n" or "error: <reason>\n" is written once, then closed
 };
 
-// Runs until SIGTERM or SIGINT. Returns the process exit code: 0 after a clean shutdown, 1 when start-up
-// failed (lock held, socket unusable, a plugin refused to start) — the reason is logged.
+// ctsyncd's exit codes (docs/CONFIG.md, ADR-002).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitConfig = 2;
+inline constexpr int kExitPlugin = 3;
+
+// Runs until SIGTERM or SIGINT. Returns the process exit code: 0 after a clean shutdown; when start-up
+// failed (the reason is logged): 3 when a plugin's factory refused to start (its kernel lacks what it needs,
+// say) or built an object of another category, 2 when two proto handlers claim one layer-4 protocol, 1 for
+// everything else (lock held, socket unusable, a source or transport refused start()).
 int run_daemon(DaemonConfig config, DaemonOptions options);
 
 }  // namespace ctsync::core

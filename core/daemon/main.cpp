@@ -22,10 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace ctsync;
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
-constexpr int kExitPlugin = 3;
+using core::kExitConfig;
+using core::kExitFailure;
+using core::kExitOk;
+using core::kExitPlugin;
 
 fs::path self_executable(const char* argv0) {
     std::error_code ec;

@@ -24,7 +24,10 @@ void PluginHost::destroy_all() {
 std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
     // Undoes a partial start: the refused object (if any) is stopped and destroyed first, while its library
     // is still held by the slot's descriptor, then everything created before it, in reverse order.
-    auto refuse = [&](std::unique_ptr<sdk::Plugin> stray, std::string message) {
+    refusal_ = Refusal::kNone;
+    auto refuse = [&](std::unique_ptr<sdk::Plugin> stray, std::string message,
+                      Refusal kind = Refusal::kPlugin) {
+        refusal_ = kind;
         if (stray) {
             stray->stop();
             stray.reset();
@@ -69,7 +72,8 @@ std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
                         std::move(result.plugin),
                         fmt::format("{}: plugin '{}' (instance '{}') claims layer-4 protocol {}, already "
                                     "served by instance '{}'",
-                                    slot.path, slot.plugin, slot.instance, protocol, it->second));
+                                    slot.path, slot.plugin, slot.instance, protocol, it->second),
+                        Refusal::kConfiguration);
                 }
             }
         }

@@ -59,10 +59,16 @@ class PluginHost {
     PluginHost(boost::asio::any_io_executor executor, MetricsRegistry& metrics, std::uint32_t node_id);
     ~PluginHost();
 
+    // What stopped create_all(): a plugin (its factory refused, or it built an object of another category),
+    // or the configuration (two proto handlers for one layer-4 protocol).
+    enum class Refusal : std::uint8_t { kNone, kPlugin, kConfiguration };
+
     // Runs every slot's factory in config order. On the first refusal (factory error, wrong category, two
     // proto handlers for one layer-4 protocol) stops and destroys what was created, in reverse order, and
-    // returns "<slot path>: plugin '<id>' (instance '<name>') ...". Empty on success.
+    // returns "<slot path>: plugin '<id>' (instance '<name>') ..."; refusal() says which kind it was. Empty
+    // on success.
     std::string create_all(const std::vector<SlotEntry>& slots);
+    Refusal refusal() const { return refusal_; }
     // stop() on every instance, in reverse order. Idempotent.
     void stop_all();
 
@@ -76,6 +82,7 @@ class PluginHost {
     std::uint32_t node_id_;
     std::vector<PluginInstance> instances_;
     bool stopped_ = false;
+    Refusal refusal_ = Refusal::kNone;
 };
 
 }  // namespace ctsync::core

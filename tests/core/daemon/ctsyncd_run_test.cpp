@@ -100,7 +100,7 @@ TEST(CtsyncdRun, PluginFactoryRefusalStopsStartUp) {
     config["filters"] = {{{"plugin", "filter-throws"}}};
     auto file = write_config(dir.path(), config);
     auto result = run({kCtsyncd, "-C", file.string()}, 10s);
-    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_EQ(result.exit_code, 3) << "a factory's refusal is a plugin refusal";
     EXPECT_THAT(result.err,
                 HasSubstr(".filters[0]: plugin 'filter-throws' (instance 'filter-throws') refused to "
                           "start: cannot open /dev/fixture: No such device"));
@@ -113,7 +113,7 @@ TEST(CtsyncdRun, TwoProtoHandlersForOneProtocolStopStartUp) {
                         {{"plugin", "proto-fixture-b"}, {"config", {{"protocols", {132, 17}}}}}};
     auto file = write_config(dir.path(), config);
     auto result = run({kCtsyncd, "-C", file.string()}, 10s);
-    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_EQ(result.exit_code, 2) << "two handlers for one protocol is a configuration error";
     EXPECT_THAT(result.err,
                 HasSubstr(".protos[1]: plugin 'proto-fixture-b' (instance 'proto-fixture-b') claims "
                           "layer-4 protocol 17, already served by instance 'proto-fixture'"));
