@@ -4,250 +4,37 @@
 // while everything runs; afterwards both backups' external caches must equal the primary's kernel table
 // exactly (every identity, every field but the timer). Over transport-mcast and transport-tcp; with 5 % and
 // 20 % random loss on the sync link (nftables numgen); with a backup killed by SIGKILL in the middle of the
-// load and restarted; with the primary link silenced during the load.
+// load and restarted; with the primary link silenced during the load. The lab: replication_lab.hpp.
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <set>
 #include <thread>
 
 #include "core/wire/seal.hpp"
-#include "tests/core/daemon/daemon_test_util.hpp"
-#include "tests/support/identities.hpp"
-#include "tests/support/netns.hpp"
+#include "tests/core/replication/replication_lab.hpp"
 
 namespace ctsync::test {
 namespace {
 
 using namespace std::chrono_literals;
-const std::string kCtInject = CTSYNC_CT_INJECT;
 const std::string kLabPeer = CTSYNC_LAB_PEER;
 namespace wire = core::wire;
 constexpr int kFlows = 100000;
-
-void must(const std::vector<std::string>& argv) {
-    auto r = run(argv, 30s);
-    if (r.exit_code != 0) {
-        throw std::runtime_error("command failed: " + r.err);
-    }
-}
-
-// Flows keyed by "src sport", without what differs between nodes by design (the timer: weak policy).
-std::map<std::string, nlohmann::json> comparable(const nlohmann::json& dump) {
-    std::map<std::string, nlohmann::json> out;
-    for (auto f : dump["flows"]) {
-        f.erase("timeout");
-        out[flow_identity(f)] = f;
-    }
-    return out;
-}
-
-nlohmann::json dump_cache(const std::filesystem::path& config, bool external) {
-    std::vector<std::string> argv = {kCtsyncctl, "-C",   config.string(), "--timeout",
-                                     "120000",   "dump", "--json"};
-    if (external) {
-        argv.push_back("--external");
-    }
-    auto r = run(argv, 130s);
-    return r.exit_code == 0 ? nlohmann::json::parse(r.out, nullptr, false) : nlohmann::json();
-}
-
-struct Node {
-    std::unique_ptr<NetNs> ns;
-    std::filesystem::path config;
-    std::unique_ptr<Process> daemon;
-    void start() { daemon = std::make_unique<Process>(ns->exec({kCtsyncd, "-C", config.string()})); }
-    nlohmann::json status() const { return ctl_json(config, "status", {}, 10000); }
-    std::int64_t stat(const std::string& name) const { return metric(ctl_json(config, "stats"), name); }
-};
-
-enum class Kind { kMcast, kTcp };
-
-class ReplicationLab {
-  public:
-    ReplicationLab(Kind kind, int links) : sw_("rsw") {
-        for (int l = 0; l < links; ++l) {
-            must(sw_.exec(
-                {"ip", "link", "add", fmt::format("br{}", l), "type", "bridge", "mcast_snooping", "0"}));
-            must(sw_.exec({"ip", "link", "set", fmt::format("br{}", l), "up"}));
-        }
-        const char* names[] = {"rp", "rb1", "rb2"};
-        for (int i = 0; i < 3; ++i) {
-            Node node;
-            node.ns = std::make_unique<NetNs>(names[i]);
-            for (int l = 0; l < links; ++l) {
-                const std::string port = fmt::format("s{}n{}", l, i + 1);
-                const std::string dev = fmt::format("sync{}", l);
-                must({"ip", "link", "add", dev, "netns", node.ns->name(), "type", "veth", "peer", port,
-                      "netns", sw_.name()});
-                must(sw_.exec({"ip", "link", "set", port, "master", fmt::format("br{}", l), "up"}));
-                must(node.ns->exec({"ip", "addr", "add", address(l, i) + "/24", "dev", dev}));
-                must(node.ns->exec({"ip", "link", "set", dev, "up"}));
-            }
-            auto config = instance_config(dir_.path(), i + 1);
-            const std::string tag = names[i];
-            config["daemon"]["lock_file"] = (dir_ / (tag + ".lock")).string();
-            config["daemon"]["control_socket"] = (dir_ / (tag + ".sock")).string();
-            config["daemon"]["log"] = {{"level", "info"}, {"file", (dir_ / (tag + ".log")).string()}};
-            config["source"] = {{"plugin", "source-ctnetlink"},
-                                {"config", {{"expectations", false}, {"event_buffer_max_bytes", 268435456}}}};
-            nlohmann::json transports = nlohmann::json::array();
-            for (int l = 0; l < links; ++l) {
-                nlohmann::json t;
-                if (kind == Kind::kMcast) {
-                    t = {{"plugin", "transport-mcast"},
-                         {"name", fmt::format("link{}", l)},
-                         {"config", {{"interface", fmt::format("sync{}", l)}, {"group", "239.255.0.1"}}}};
-                } else {
-                    nlohmann::json peers = nlohmann::json::array();
-                    for (int p = 0; p < 3; ++p) {
-                        if (p != i) {
-                            peers.push_back(address(l, p) + ":3782");
-                        }
-                    }
-                    t = {{"plugin", "transport-tcp"},
-                         {"name", fmt::format("link{}", l)},
-                         {"config", {{"listen", address(l, i) + ":3782"}, {"peers", peers}}}};
-                }
-                transports.push_back(t);
-            }
-            config["transports"] = transports;
-            config["replication"] = {{"initial_role", i == 0 ? "primary" : "backup"},
-                                     {"alive_interval_ms", 100},
-                                     {"peer_timeout_ms", 1500},
-                                     {"link_silence_ms", 600},
-                                     {"bulk_rate", 50000}};
-            add_sync_key(config, dir_.path());
-            node.config = write_config(dir_.path(), config, tag + ".json");
-            nodes_.push_back(std::move(node));
-        }
-    }
-    ~ReplicationLab() {
-        if (::testing::Test::HasFailure()) {
-            for (const char* tag : {"rp", "rb1", "rb2"}) {
-                auto log = read_file(dir_ / (std::string(tag) + ".log"));
-                std::cerr << "---- " << tag << " log (tail) ----\n"
-                          << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << "\n";
-            }
-        }
-    }
-    static std::string address(int link, int node) {
-        return fmt::format("{}.{}", link == 0 ? "198.51.100" : "203.0.113", node + 1);
-    }
-    // Waits (bounded) until a backup's external cache holds at least `flows` flows.
-    bool wait_external(int b, int flows, std::chrono::milliseconds limit) {
-        return wait_until(
-            [&] {
-                auto s = backup(b).status();
-                return !s.is_null() && s["tables"]["external_flows"].get<int>() >= flows;
-            },
-            limit, 20ms);
-    }
-    // A namespace on the first link's switch that is no node: it sees the group's traffic and can send to it.
-    NetNs& add_attacker() {
-        attacker_ = std::make_unique<NetNs>("ratk");
-        must({"ip", "link", "add", "atk0", "netns", attacker_->name(), "type", "veth", "peer", "s0n9",
-              "netns", sw_.name()});
-        must(sw_.exec({"ip", "link", "set", "s0n9", "master", "br0", "up"}));
-        must(attacker_->exec({"ip", "addr", "add", "198.51.100.9/24", "dev", "atk0"}));
-        must(attacker_->exec({"ip", "link", "set", "atk0", "up"}));
-        return *attacker_;
-    }
-    const std::filesystem::path& dir() const { return dir_.path(); }
-    Node& primary() { return nodes_[0]; }
-    Node& backup(int i) { return nodes_[i]; }
-    const NetNs& sw() const { return sw_; }
-    void start_all() {
-        for (auto& n : nodes_) {
-            n.start();
-        }
-        ASSERT_TRUE(wait_until(
-            [&] {
-                for (auto& n : nodes_) {
-                    if (n.status().is_null()) {
-                        return false;
-                    }
-                }
-                return true;
-            },
-            20s, 100ms));
-    }
-    // Random loss on every node's input from the sync links, as the issue asks: nftables numgen.
-    void add_loss(int percent) {
-        for (auto& n : nodes_) {
-            must(n.ns->exec(
-                {"nft", fmt::format("add table inet ctsync_loss; add chain inet ctsync_loss in {{ type "
-                                    "filter hook input priority 0; }}; add rule inet ctsync_loss in "
-                                    "iifname \"sync*\" numgen random mod 100 < {} drop",
-                                    percent)}));
-        }
-    }
-    // Waits until both backups hold exactly the primary's kernel table; reports what differs otherwise.
-    void expect_converged(std::chrono::seconds limit) {
-        const auto kernel = kernel_identities(*primary().ns);
-        ASSERT_GE(kernel.size(), static_cast<std::size_t>(kFlows));
-        for (int b : {1, 2}) {
-            ASSERT_TRUE(wait_until(
-                [&] {
-                    auto s = backup(b).status();
-                    return !s.is_null() && s["tables"]["external_flows"] == kernel.size();
-                },
-                limit, 200ms))
-                << "backup " << b << ": " << backup(b).status().dump()
-                << "\nprimary: " << primary().status().dump() << "\nkernel: " << kernel.size();
-        }
-        const auto table = comparable(dump_cache(primary().config, false));
-        ASSERT_EQ(table.size(), kernel.size());
-        for (const auto& [identity, flow] : table) {
-            ASSERT_EQ(kernel.count(identity), 1u) << identity;
-        }
-        for (int b : {1, 2}) {
-            const auto external = comparable(dump_cache(backup(b).config, true));
-            ASSERT_EQ(external.size(), kernel.size()) << "backup " << b;
-            std::size_t differ = 0;
-            for (const auto& [identity, flow] : table) {
-                auto it = external.find(identity);
-                if (it == external.end() || it->second != flow) {
-                    if (++differ <= 3) {
-                        ADD_FAILURE() << "backup " << b << " differs on " << identity << ": "
-                                      << (it == external.end() ? std::string("missing") : it->second.dump())
-                                      << " vs " << flow.dump();
-                    }
-                }
-            }
-            EXPECT_EQ(differ, 0u) << "backup " << b;
-        }
-    }
-
-  private:
-    TempDir dir_;
-    NetNs sw_;
-    std::vector<Node> nodes_;
-    std::unique_ptr<NetNs> attacker_;
-};
-
-void load(ReplicationLab& lab) {
-    ASSERT_EQ(
-        run(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}), 60s).exit_code,
-        0);
-}
 
 class ReplicationTransports : public ::testing::TestWithParam<Kind> {};
 
 TEST_P(ReplicationTransports, ThreeNodesHoldThePrimaryTableExactly) {
     ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
-    ReplicationLab lab(GetParam(), 1);
+    ReplicationLab lab(GetParam(), 1, kFlows);
     lab.start_all();
-    load(lab);
+    lab.load();
     lab.expect_converged(90s);
     EXPECT_EQ(lab.backup(1).stat("replication.rx_dropped_bad_tag"), 0);
     EXPECT_EQ(lab.backup(1).stat("replication.rx_malformed"), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, ReplicationTransports, ::testing::Values(Kind::kMcast, Kind::kTcp),
-                         [](const ::testing::TestParamInfo<Kind>& p) {
-                             return p.param == Kind::kMcast ? std::string("mcast") : std::string("tcp");
-                         });
+                         [](const ::testing::TestParamInfo<Kind>& p) { return to_string(p.param); });
 
 class ReplicationLoss : public ::testing::TestWithParam<int> {};
 
@@ -256,7 +43,7 @@ TEST_P(ReplicationLoss, ConvergesExactlyAndCountsRetransmissions) {
     ReplicationLab lab(Kind::kMcast, 1);
     lab.add_loss(GetParam());
     lab.start_all();
-    load(lab);
+    lab.load();
     lab.expect_converged(120s);
     EXPECT_GT(lab.primary().stat("replication.retransmits"), 0);
     EXPECT_GT(lab.backup(1).stat("replication.nacks_sent") + lab.backup(2).stat("replication.nacks_sent"), 0);
@@ -293,7 +80,7 @@ TEST(Replication, BackupRejoiningAfterThePrimaryDiedTakesItsTableFromTheOtherBac
     ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
     ReplicationLab lab(Kind::kMcast, 1);
     lab.start_all();
-    load(lab);
+    lab.load();
     lab.expect_converged(90s);
     // The primary's daemon dies (its kernel keeps the table), then a backup restarts: nobody but the other
     // backup has the table now (the SNE paper's scenario B).
