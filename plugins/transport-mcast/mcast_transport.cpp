@@ -23,8 +23,7 @@ namespace {
 namespace asio = boost::asio;
 using ctsync::sdk::LinkState;
 
-constexpr int kReadsPerWakeup = 64;   // then other handlers run before we read on
-constexpr int kSendsPerWakeup = 256;  // queued datagrams sent per turn of the event loop
+constexpr int kReadsPerWakeup = 64;  // then other handlers run before we read on
 constexpr std::size_t kRouteEventBufferBytes = 1u << 20;
 constexpr std::size_t kRouteReadBytes = 64 * 1024;
 constexpr std::size_t kControlBytes = 256;  // room for one IP_PKTINFO or IPV6_PKTINFO message
@@ -125,16 +124,6 @@ bool valid_interface_name(const std::string& name, std::string& error) {
     return true;
 }
 
-bool McastTransport::Throttle::allow() {
-    const auto now = std::chrono::steady_clock::now();
-    if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(1)) {
-        ++suppressed;
-        return false;
-    }
-    last = now;
-    return true;
-}
-
 McastTransport::McastTransport(const ctsync::sdk::PluginContext& context, TransportOptions options)
     : context_(context),
       options_(std::move(options)),
@@ -170,7 +159,10 @@ McastTransport::McastTransport(const ctsync::sdk::PluginContext& context, Transp
           context.metrics->gauge("receive_buffer_bytes", "receive socket buffer as the kernel granted it")),
       queue_gauge_(context.metrics->gauge("send_queue_datagrams", "datagrams waiting in the send queue")),
       max_datagram_gauge_(context.metrics->gauge("max_datagram_bytes", "largest datagram send() accepts")),
-      link_up_gauge_(context.metrics->gauge("link_up", "1 while the interface is up with carrier, else 0")) {}
+      link_up_gauge_(context.metrics->gauge("link_up", "1 while the interface is up with carrier, else 0")),
+      queue_(
+          send_socket_, options_.send_queue_datagrams, [this](auto datagram) { return send_now(datagram); },
+          tx_queued_, queue_gauge_) {}
 
 McastTransport::~McastTransport() {
     stop();
@@ -181,9 +173,8 @@ void McastTransport::stop() noexcept {
         return;
     }
     stopped_ = true;
+    queue_.stop();
     close_sockets();
-    queue_.clear();
-    queue_gauge_.set(0);
 }
 
 void McastTransport::close_sockets() noexcept {
@@ -511,37 +502,28 @@ bool McastTransport::send(std::span<const std::byte> datagram) noexcept {
                 log_.warn(fmt::format(
                     "event=datagram_refused reason=oversize interface={} bytes={} max_datagram_bytes={} "
                     "suppressed={}",
-                    interface_name_, datagram.size(), max_datagram_,
-                    std::exchange(tx_drop_log_.suppressed, 0)));
+                    interface_name_, datagram.size(), max_datagram_, tx_drop_log_.take_suppressed()));
             }
             return false;
         }
         // Order is kept: while datagrams wait, a new one waits behind them.
-        if (queue_.empty()) {
-            switch (send_now(datagram)) {
-                case SendResult::kSent:
-                    return true;
-                case SendResult::kFailed:
-                    return false;
-                case SendResult::kWouldBlock:
-                    break;
-            }
+        switch (queue_.submit(datagram)) {
+            case ctsync::sdk::DatagramSendQueue::Outcome::kSent:
+            case ctsync::sdk::DatagramSendQueue::Outcome::kQueued:
+                return true;
+            case ctsync::sdk::DatagramSendQueue::Outcome::kFailed:
+                return false;
+            case ctsync::sdk::DatagramSendQueue::Outcome::kFull:
+                break;
         }
-        if (queue_.size() >= options_.send_queue_datagrams) {
-            tx_dropped_.add();
-            if (tx_drop_log_.allow()) {
-                log_.warn(
-                    fmt::format("event=datagram_refused reason=send_queue_full interface={} "
-                                "send_queue_datagrams={} suppressed={}",
-                                interface_name_, queue_.size(), std::exchange(tx_drop_log_.suppressed, 0)));
-            }
-            return false;
+        tx_dropped_.add();
+        if (tx_drop_log_.allow()) {
+            log_.warn(fmt::format(
+                "event=datagram_refused reason=send_queue_full interface={} send_queue_datagrams={} "
+                "suppressed={}",
+                interface_name_, queue_.size(), tx_drop_log_.take_suppressed()));
         }
-        queue_.emplace_back(datagram.begin(), datagram.end());
-        tx_queued_.add();
-        queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-        wait_writable();
-        return true;
+        return false;
     } catch (...) {
         // Only allocation can throw here: the datagram is lost, and said so.
         tx_dropped_.add();
@@ -569,50 +551,9 @@ McastTransport::SendResult McastTransport::send_now(std::span<const std::byte> d
     if (tx_error_log_.allow()) {
         log_.warn(fmt::format("event=send_failed interface={} group={} bytes={} reason=\"{}\" suppressed={}",
                               interface_name_, endpoint(group_, options_.port), datagram.size(),
-                              std::strerror(code), std::exchange(tx_error_log_.suppressed, 0)));
+                              std::strerror(code), tx_error_log_.take_suppressed()));
     }
     return SendResult::kFailed;
-}
-
-void McastTransport::wait_writable() {
-    // Only after EAGAIN: the descriptor is edge-triggered, and the kernel signals when the buffer drains.
-    if (write_wait_armed_ || stopped_) {
-        return;
-    }
-    write_wait_armed_ = true;
-    std::weak_ptr<int> alive = alive_;
-    send_socket_.async_wait(asio::posix::stream_descriptor::wait_write,
-                            [this, alive](const boost::system::error_code& ec) {
-                                if (alive.expired()) {
-                                    return;
-                                }
-                                write_wait_armed_ = false;
-                                if (!ec && !stopped_) {
-                                    flush_queue();
-                                }
-                            });
-}
-
-void McastTransport::flush_queue() {
-    for (int i = 0; i < kSendsPerWakeup && !queue_.empty(); ++i) {
-        const auto& front = queue_.front();
-        if (send_now(front) == SendResult::kWouldBlock) {
-            queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-            wait_writable();
-            return;
-        }
-        queue_.pop_front();  // sent, or refused by the kernel (counted in tx_errors)
-    }
-    queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-    if (!queue_.empty()) {
-        // Still writable: go on after other handlers had their turn.
-        std::weak_ptr<int> alive = alive_;
-        asio::post(context_.executor, [this, alive] {
-            if (!alive.expired() && !stopped_) {
-                flush_queue();
-            }
-        });
-    }
 }
 
 // --- receiving --------------------------------------------------------------------------------------------
@@ -658,7 +599,7 @@ void McastTransport::read_datagrams() {
             if (rx_error_log_.allow()) {
                 log_.warn(fmt::format("event=receive_failed interface={} reason=\"{}\" suppressed={}",
                                       interface_name_, std::strerror(errno),
-                                      std::exchange(rx_error_log_.suppressed, 0)));
+                                      rx_error_log_.take_suppressed()));
             }
             continue;
         }
@@ -735,7 +676,7 @@ void McastTransport::on_arrival(std::span<const std::byte> data, const Arrival& 
                     "event=datagram_refused reason={} interface={} ifindex={} arrived_ifindex={} "
                     "destination={} source={} bytes={} suppressed={}",
                     refused, interface_name_, ifindex_, arrival.ifindex, arrival.destination.to_string(),
-                    arrival.source.to_string(), data.size(), std::exchange(rx_refused_log_.suppressed, 0)));
+                    arrival.source.to_string(), data.size(), rx_refused_log_.take_suppressed()));
             } catch (...) {
             }
         }

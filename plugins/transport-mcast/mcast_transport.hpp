@@ -18,8 +18,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <chrono>
 #include <cstdint>
+#include <ctsync/sdk/datagram_queue.hpp>
 #include <ctsync/sdk/sdk.hpp>
-#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -99,7 +99,8 @@ class McastTransport final : public ctsync::sdk::Transport {
     std::size_t send_queue_depth() const { return queue_.size(); }
 
   private:
-    enum class SendResult { kSent, kWouldBlock, kFailed };
+    using SendResult = ctsync::sdk::SendResult;
+    using Throttle = ctsync::sdk::LogThrottle;
 
     bool open_send_socket(std::string& error);
     bool open_receive_socket(std::string& error);
@@ -111,8 +112,6 @@ class McastTransport final : public ctsync::sdk::Transport {
     void close_sockets() noexcept;
 
     SendResult send_now(std::span<const std::byte> datagram) noexcept;
-    void wait_writable();
-    void flush_queue();
 
     void wait_receive();
     void read_datagrams();
@@ -126,13 +125,6 @@ class McastTransport final : public ctsync::sdk::Transport {
     void report_link(bool up, const std::string& detail);
     void update_max_datagram(std::uint32_t mtu);
     std::size_t header_bytes() const;
-
-    // At most one log line per second per kind; the next one says how many were left out.
-    struct Throttle {
-        std::chrono::steady_clock::time_point last{};
-        std::uint64_t suppressed = 0;
-        bool allow();
-    };
 
     ctsync::sdk::PluginContext context_;
     TransportOptions options_;
@@ -159,12 +151,10 @@ class McastTransport final : public ctsync::sdk::Transport {
     boost::asio::posix::stream_descriptor send_socket_;
     boost::asio::posix::stream_descriptor receive_socket_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> route_wait_;  // wraps a libmnl socket: released
-    std::deque<std::vector<std::byte>> queue_;
     std::vector<std::byte> receive_buffer_;
     std::vector<char> route_buffer_;
     bool started_ = false;
     bool stopped_ = false;
-    bool write_wait_armed_ = false;
 
     Throttle tx_error_log_;
     Throttle tx_drop_log_;
@@ -190,6 +180,8 @@ class McastTransport final : public ctsync::sdk::Transport {
     ctsync::sdk::Gauge& queue_gauge_;
     ctsync::sdk::Gauge& max_datagram_gauge_;
     ctsync::sdk::Gauge& link_up_gauge_;
+    // Datagrams waiting while the socket buffer is full (after the metrics it updates).
+    ctsync::sdk::DatagramSendQueue queue_;
 };
 
 }  // namespace mcast

@@ -25,8 +25,7 @@ namespace asio = boost::asio;
 using ctsync::sdk::LinkState;
 using ctsync::sdk::PeerState;
 
-constexpr int kReadsPerWakeup = 64;   // then other handlers run before we read on
-constexpr int kSendsPerWakeup = 256;  // queued datagrams sent per turn of the event loop
+constexpr int kReadsPerWakeup = 64;  // then other handlers run before we read on
 // Room for TIPC_ERRINFO and TIPC_DESTNAME. A returned datagram's TIPC_RETDATA (up to 1 KiB of it) does not
 // fit and is cut (MSG_CTRUNC): only the error and the length are used.
 constexpr std::size_t kControlBytes = 256;
@@ -195,16 +194,6 @@ bool probe_kernel(std::string& error) {
     return false;
 }
 
-bool TipcTransport::Throttle::allow() {
-    const auto now = std::chrono::steady_clock::now();
-    if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(1)) {
-        ++suppressed;
-        return false;
-    }
-    last = now;
-    return true;
-}
-
 TipcTransport::TipcTransport(const ctsync::sdk::PluginContext& context, TransportOptions options)
     : context_(context),
       options_(std::move(options)),
@@ -254,7 +243,10 @@ TipcTransport::TipcTransport(const ctsync::sdk::PluginContext& context, Transpor
       send_buffer_gauge_(
           context.metrics->gauge("send_buffer_bytes", "send socket buffer as the kernel granted it")),
       receive_buffer_gauge_(
-          context.metrics->gauge("receive_buffer_bytes", "receive socket buffer as the kernel granted it")) {
+          context.metrics->gauge("receive_buffer_bytes", "receive socket buffer as the kernel granted it")),
+      queue_(
+          socket_, options_.send_queue_datagrams, [this](auto datagram) { return send_now(datagram); },
+          tx_queued_, queue_gauge_) {
     std::random_device device;
     random_.seed(device());
 }
@@ -269,9 +261,8 @@ void TipcTransport::stop() noexcept {
     }
     stopped_ = true;
     const bool was_started = started_;
+    queue_.stop();
     close_all();
-    queue_.clear();
-    queue_gauge_.set(0);
     if (was_started) {
         try {
             log_.info(fmt::format("event=transport_stopped service={} instance={} peers_up={}",
@@ -573,36 +564,28 @@ bool TipcTransport::send(std::span<const std::byte> datagram) noexcept {
                     "event=datagram_refused reason=oversize service={} bytes={} max_datagram_bytes={} "
                     "suppressed={}",
                     options_.service_type, datagram.size(), options_.max_datagram_bytes,
-                    std::exchange(tx_drop_log_.suppressed, 0)));
+                    tx_drop_log_.take_suppressed()));
             }
             return false;
         }
         // Order is kept: while datagrams wait, a new one waits behind them.
-        if (queue_.empty()) {
-            switch (send_now(datagram)) {
-                case SendResult::kSent:
-                    return true;
-                case SendResult::kFailed:
-                    return false;
-                case SendResult::kWouldBlock:
-                    break;
-            }
+        switch (queue_.submit(datagram)) {
+            case ctsync::sdk::DatagramSendQueue::Outcome::kSent:
+            case ctsync::sdk::DatagramSendQueue::Outcome::kQueued:
+                return true;
+            case ctsync::sdk::DatagramSendQueue::Outcome::kFailed:
+                return false;
+            case ctsync::sdk::DatagramSendQueue::Outcome::kFull:
+                break;
         }
-        if (queue_.size() >= options_.send_queue_datagrams) {
-            tx_dropped_.add();
-            if (tx_drop_log_.allow()) {
-                log_.warn(fmt::format(
-                    "event=datagram_refused reason=send_queue_full service={} send_queue_datagrams={} "
-                    "suppressed={}",
-                    options_.service_type, queue_.size(), std::exchange(tx_drop_log_.suppressed, 0)));
-            }
-            return false;
+        tx_dropped_.add();
+        if (tx_drop_log_.allow()) {
+            log_.warn(fmt::format(
+                "event=datagram_refused reason=send_queue_full service={} send_queue_datagrams={} "
+                "suppressed={}",
+                options_.service_type, queue_.size(), tx_drop_log_.take_suppressed()));
         }
-        queue_.emplace_back(datagram.begin(), datagram.end());
-        tx_queued_.add();
-        queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-        wait_writable();
-        return true;
+        return false;
     } catch (...) {
         // Only allocation can throw here: the datagram is lost, and said so.
         tx_dropped_.add();
@@ -632,51 +615,11 @@ TipcTransport::SendResult TipcTransport::send_now(std::span<const std::byte> dat
         try {
             log_.warn(fmt::format("event=send_failed service={} bytes={} reason=\"{}\" suppressed={}",
                                   options_.service_type, datagram.size(), std::strerror(code),
-                                  std::exchange(tx_error_log_.suppressed, 0)));
+                                  tx_error_log_.take_suppressed()));
         } catch (...) {
         }
     }
     return SendResult::kFailed;
-}
-
-void TipcTransport::wait_writable() {
-    // Only after EAGAIN: the descriptor is edge-triggered, and TIPC signals when the congestion ends.
-    if (write_wait_armed_ || stopped_) {
-        return;
-    }
-    write_wait_armed_ = true;
-    std::weak_ptr<int> alive = alive_;
-    socket_.async_wait(asio::posix::stream_descriptor::wait_write,
-                       [this, alive](const boost::system::error_code& ec) {
-                           if (alive.expired()) {
-                               return;
-                           }
-                           write_wait_armed_ = false;
-                           if (!ec && !stopped_) {
-                               flush_queue();
-                           }
-                       });
-}
-
-void TipcTransport::flush_queue() {
-    for (int i = 0; i < kSendsPerWakeup && !queue_.empty(); ++i) {
-        if (send_now(queue_.front()) == SendResult::kWouldBlock) {
-            queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-            wait_writable();
-            return;
-        }
-        queue_.pop_front();  // sent, or refused by the kernel (counted in tx_errors)
-    }
-    queue_gauge_.set(static_cast<std::int64_t>(queue_.size()));
-    if (!queue_.empty()) {
-        // Still writable: go on after other handlers had their turn.
-        std::weak_ptr<int> alive = alive_;
-        asio::post(context_.executor, [this, alive] {
-            if (!alive.expired() && !stopped_) {
-                flush_queue();
-            }
-        });
-    }
 }
 
 // --- receiving --------------------------------------------------------------------------------------------
@@ -723,7 +666,7 @@ void TipcTransport::read_datagrams() {
             if (rx_error_log_.allow()) {
                 log_.warn(fmt::format("event=receive_failed service={} reason=\"{}\" suppressed={}",
                                       options_.service_type, std::strerror(errno),
-                                      std::exchange(rx_error_log_.suppressed, 0)));
+                                      rx_error_log_.take_suppressed()));
             }
             continue;
         }
@@ -760,8 +703,7 @@ void TipcTransport::read_datagrams() {
             if (refused != nullptr && rx_refused_log_.allow()) {
                 log_.warn(fmt::format(
                     "event=datagram_refused reason={} service={} source={} bytes={} suppressed={}", refused,
-                    options_.service_type, format_port(source), n,
-                    std::exchange(rx_refused_log_.suppressed, 0)));
+                    options_.service_type, format_port(source), n, rx_refused_log_.take_suppressed()));
             }
         }
     }
@@ -797,7 +739,7 @@ void TipcTransport::count_overflows() {
                 "suppressed={} hint=\"the kernel refused datagrams for this node: raise "
                 "receive_buffer_bytes\"",
                 options_.service_type, fresh, rx_overflows_.value(), options_.receive_buffer_bytes,
-                std::exchange(rx_overflow_log_.suppressed, 0)));
+                rx_overflow_log_.take_suppressed()));
         } catch (...) {
         }
     }
@@ -810,7 +752,7 @@ void TipcTransport::on_returned(std::uint32_t error_code, std::uint32_t bytes, P
             "event=datagram_returned service={} error={} returned_bytes={} by={} suppressed={} "
             "hint=\"{}\"",
             options_.service_type, tipc_error_name(error_code), bytes, format_port(by),
-            std::exchange(tx_returned_log_.suppressed, 0),
+            tx_returned_log_.take_suppressed(),
             error_code == TIPC_ERR_OVERLOAD ? "a peer reads too slowly: raise receive_buffer_bytes there"
                                             : "the receiving socket went away"));
     }
@@ -914,7 +856,7 @@ void TipcTransport::on_topology_event(const tipc_event& event) {
                 "event={} reason={} service={} lower={} upper={} port={} suppressed={}{}",
                 conflict ? "node_id_conflict" : "publication_ignored", ignored, options_.service_type,
                 event.found_lower, event.found_upper, format_port(port),
-                std::exchange(topology_ignored_log_.suppressed, 0),
+                topology_ignored_log_.take_suppressed(),
                 conflict ? " hint=\"another socket publishes this node's id: a second ctsyncd with the same "
                            "node.id?\""
                          : "");
@@ -932,8 +874,8 @@ void TipcTransport::on_topology_event(const tipc_event& event) {
             log_.error(fmt::format(
                 "event=node_id_conflict reason=two_tipc_nodes service={} node={} port={} suppressed={} "
                 "hint=\"two machines use node.id {}\"",
-                options_.service_type, node, format_port(port),
-                std::exchange(topology_ignored_log_.suppressed, 0), node));
+                options_.service_type, node, format_port(port), topology_ignored_log_.take_suppressed(),
+                node));
         }
         if (transition) {
             report_peer(*transition, peer_detail(*transition, false));

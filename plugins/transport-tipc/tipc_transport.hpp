@@ -24,8 +24,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <ctsync/sdk/datagram_queue.hpp>
 #include <ctsync/sdk/sdk.hpp>
-#include <deque>
 #include <memory>
 #include <random>
 #include <span>
@@ -106,15 +106,9 @@ class TipcTransport final : public ctsync::sdk::Transport {
     int topology_fd() noexcept;
 
   private:
-    enum class SendResult { kSent, kWouldBlock, kFailed };
+    using SendResult = ctsync::sdk::SendResult;
+    using Throttle = ctsync::sdk::LogThrottle;
     enum class TopologyState { kClosed, kConnecting, kListing, kLive };
-
-    // At most one log line per second per kind; the next one says how many were left out.
-    struct Throttle {
-        std::chrono::steady_clock::time_point last{};
-        std::uint64_t suppressed = 0;
-        bool allow();
-    };
 
     bool open_datagram_socket(std::string& error);
     bool set_buffer(int fd, bool send_side, std::size_t bytes, std::size_t& granted, std::string& error);
@@ -127,8 +121,6 @@ class TipcTransport final : public ctsync::sdk::Transport {
     bool is_own_port(PortId port);
 
     SendResult send_now(std::span<const std::byte> datagram) noexcept;
-    void wait_writable();
-    void flush_queue();
     void wait_receive();
     void read_datagrams();
     void on_returned(std::uint32_t error_code, std::uint32_t bytes, PortId by);
@@ -174,11 +166,9 @@ class TipcTransport final : public ctsync::sdk::Transport {
     bool link_reported_ = false;  // the first listing is done and the link state was reported once
     bool link_up_ = false;
 
-    std::deque<std::vector<std::byte>> queue_;
     std::vector<std::byte> receive_buffer_;
     bool started_ = false;
     bool stopped_ = false;
-    bool write_wait_armed_ = false;
     std::uint32_t kernel_drops_ = 0;  // the socket's SK_MEMINFO_DROPS as last read
 
     Throttle tx_error_log_;
@@ -211,6 +201,8 @@ class TipcTransport final : public ctsync::sdk::Transport {
     ctsync::sdk::Gauge& link_up_gauge_;
     ctsync::sdk::Gauge& send_buffer_gauge_;
     ctsync::sdk::Gauge& receive_buffer_gauge_;
+    // Datagrams waiting while TIPC reports the link congested (after the metrics it updates).
+    ctsync::sdk::DatagramSendQueue queue_;
 };
 
 }  // namespace tipc
