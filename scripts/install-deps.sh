@@ -22,6 +22,7 @@ lab_packages=(
     iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod iputils-ping
     # The test VM (scripts/vm/vm-run.sh): qemu under TCG, busybox for its initramfs.
     qemu-system-x86 busybox-static
+    gnuplot-nox  # the benchmarks' plots (bench/plot_transport_compare.gp)
 )
 
 missing=()
