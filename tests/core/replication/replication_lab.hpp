@@ -77,7 +77,9 @@ class ReplicationLab {
     // transport-tipc slot whatever `links` says (TIPC itself runs its links over every bearer), each node a
     // TIPC node named after its namespace with a bearer on every sync interface. `flows`: what load()
     // injects and expect_converged() asks for at least.
-    ReplicationLab(Kind kind, int links, int flows = 100000) : kind_(kind), flows_(flows), sw_("rsw") {
+    // bulk_rate: the nodes' replication.bulk_rate (entries per second of a bulk transfer).
+    ReplicationLab(Kind kind, int links, int flows = 100000, int bulk_rate = 50000)
+        : kind_(kind), flows_(flows), sw_("rsw") {
         for (int l = 0; l < links; ++l) {
             must(sw_.exec(
                 {"ip", "link", "add", fmt::format("br{}", l), "type", "bridge", "mcast_snooping", "0"}));
@@ -137,7 +139,7 @@ class ReplicationLab {
                                      {"alive_interval_ms", 100},
                                      {"peer_timeout_ms", 1500},
                                      {"link_silence_ms", 600},
-                                     {"bulk_rate", 50000}};
+                                     {"bulk_rate", bulk_rate}};
             add_sync_key(config, dir_.path());
             node.config = write_config(dir_.path(), config, tag + ".json");
             nodes_.push_back(std::move(node));

@@ -56,13 +56,17 @@ INSTANTIATE_TEST_SUITE_P(Percent, ReplicationLoss, ::testing::Values(5, 20),
 
 TEST(Replication, BackupKilledMidLoadRecoversByBulkWithProgress) {
     ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
-    ReplicationLab lab(Kind::kMcast, 1);
+    // A bulk rate that makes the restarted backup's bulk last seconds (the table is 100k): the sender
+    // reports progress once a second, so a bulk shorter than that has none to report.
+    ReplicationLab lab(Kind::kMcast, 1, kFlows, 20000);
     lab.start_all();
     Process inject(lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat"}));
     ASSERT_TRUE(lab.wait_external(1, 5001, 30s));  // the load is under way
     ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
     lab.backup(1).daemon->wait(5s);
     ASSERT_TRUE(inject.wait(60s).has_value());
+    // The other backup holding the whole load means the primary's cache does (after an overrun's resync).
+    ASSERT_TRUE(lab.wait_external(2, kFlows, 60s));
     lab.backup(1).start();
     lab.expect_converged(120s);
     auto r = lab.backup(1).status()["replication"];
