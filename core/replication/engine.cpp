@@ -195,6 +195,9 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
           metrics.counter("replication.suppressed_refreshes", "timer-only changes not sent (weak policy)")),
       delayed_never_sent_(metrics.counter("replication.delayed_never_sent",
                                           "flows that ended inside the delayed policy's window")),
+      flows_held_back_(metrics.counter(
+          "replication.flows_held_back",
+          "new flows their proto handler did not find worth sending yet (sent once they are)")),
       resend_queue_gauge_(metrics.gauge("replication.resend_queue_bytes", "bytes held for retransmission")),
       peers_gauge_(metrics.gauge("replication.peers_live", "peers heard within peer_timeout")),
       peer_reports_(
@@ -353,6 +356,9 @@ void Engine::flow_changed(std::uint32_t id, const sdk::FlowState* before, const 
     std::uint8_t fields = 0;
     bool known = worth_before;  // the peers hold this flow already (or will, from a pending record)
     if (!worth_before && !worth_after) {
+        if (before == nullptr) {
+            flows_held_back_.add();
+        }
         return;
     }
     if (!worth_before) {

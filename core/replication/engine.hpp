@@ -214,6 +214,7 @@ class Engine final : public CacheObserver {
     sdk::Counter& link_failovers_;
     sdk::Counter& suppressed_refreshes_;
     sdk::Counter& delayed_never_sent_;
+    sdk::Counter& flows_held_back_;
     std::map<std::string, sdk::Counter*> rx_auth_drops_;  // by reason
     sdk::Gauge& resend_queue_gauge_;
     sdk::Gauge& peers_gauge_;

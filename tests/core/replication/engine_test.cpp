@@ -418,6 +418,54 @@ TEST(Engine, DelayedPolicyNeverSendsShortFlows) {
     EXPECT_EQ(b.counter("rx_unknown_flow"), 0u);
 }
 
+// A proto handler that holds flows back until they are assured (as proto-udp does by default).
+class AssuredOnly final : public sdk::ProtoHandler {
+  public:
+    void stop() noexcept override {}
+    std::span<const std::uint8_t> protocols() const noexcept override { return kProtocols; }
+    bool worth_replicating(const sdk::FlowState& f) const noexcept override { return (f.status & 0x4) != 0; }
+    sdk::Change classify(const sdk::FlowState& before, const sdk::FlowState& after) const noexcept override {
+        return before == after ? sdk::Change::kNone : sdk::Change::kCritical;
+    }
+    void adjust_for_commit(sdk::FlowState&) const noexcept override {}
+    bool validate_peer(const sdk::FlowState&, std::string&) const noexcept override { return true; }
+
+  private:
+    static constexpr std::uint8_t kProtocols[] = {sdk::l4::kTcp};
+};
+
+TEST(Engine, FlowsHeldBackByTheirProtoHandlerAreCountedOnceAndSentInFullWhenWorthIt) {
+    asio::io_context io;
+    Bus bus;
+    AssuredOnly handler;
+    Node p(io, bus, 1, primary_options()), b(io, bus, 2, backup_options());
+    ASSERT_EQ(p.protos.add(handler), "");
+    ASSERT_EQ(p.engine->start(), "");
+    ASSERT_EQ(b.engine->start(), "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.engine->complete(); }, 5s));
+    auto f = make_flow(1);
+    f.status = 0x1ba;  // not ASSURED
+    p.internal.upsert(f);
+    f.mark = 5;  // a change, still not worth sending
+    p.internal.upsert(f);
+    auto one_shot = make_flow(2);
+    one_shot.status = 0x1ba;
+    p.internal.upsert(one_shot);
+    p.internal.erase(one_shot.key());  // ends unsent
+    run_until(
+        io, [] { return false; }, 100ms);
+    EXPECT_EQ(b.external.flow_count(), 0u);
+    EXPECT_EQ(p.counter("flows_held_back"), 2u) << "each new flow once, not each of its changes";
+    f.status |= 0x4;  // assured: now worth it
+    p.internal.upsert(f);
+    ASSERT_TRUE(run_until(
+        io, [&] { return b.external.find(f.key()) != nullptr; }, 5s));
+    EXPECT_EQ(b.external.find(f.key())->mark, 5u) << "sent in full, with what changed while held back";
+    EXPECT_EQ(p.counter("flows_held_back"), 2u);
+    EXPECT_EQ(b.counter("rx_unknown_flow"), 0u);
+}
+
 TEST(Engine, ForgedReplayedTruncatedGarbledChangeNothing) {
     asio::io_context io;
     Bus bus;
