@@ -49,13 +49,16 @@
 #   --entries N            inject N NATed entries into fw1's kernel before the failover; measure how many are
 #                          in fw2's kernel when the VIPs appear there (the failover waits, at most 120 s, until
 #                          fw2 holds them: ctsync's or conntrackd's external cache, with --cd-warm its kernel)
+#   --udp-burst N          before the failover, N one-shot UDP queries (DNS-like, each from its own port) from
+#                          cli to srv (default 200, 0: none); with ctsync, fw2 must not receive any of them
+#                          (proto-udp sends only assured UDP flows) and fw1 must count them held back
 #   --build DIR            build directory (default $CTSYNC_BUILD or $CTSYNC_BUILD_DIR or <repo>/build)
 #   --prefix P             namespace name prefix (default $CTSYNC_LAB_PREFIX or ctlab<pid>-)
 #   --keep                 leave the lab running at the end and print how to remove it
 #   --quiet                print only RESULT lines (and errors)
 #   --demo                 narrative for humans, live replication progress every second
 # Output: narrative lines, and "RESULT ..." lines for machines (tests/lab/failover_lab_test.cpp reads them).
-# Exit: 0 when every verdict is SURVIVED (and, when asked for, fw1 came back and the entries were in fw2's
+# Exit: 0 when every verdict is SURVIVED (with ctsync, the burst's queries answered and not sent; when asked for, fw1 came back and the entries were in fw2's
 # kernel before the VIPs moved); 1 otherwise (--sync none: BROKEN, exit 1, as expected); 2 on usage or
 # set-up errors. Every wait is bounded; namespaces, processes (by PID) and files are removed on exit.
 set -euo pipefail
@@ -71,6 +74,7 @@ CD_WARM=0
 ADVERT_INT=1
 FAILBACK=0
 ENTRIES=0
+UDP_BURST=200
 BUILD="${CTSYNC_BUILD:-${CTSYNC_BUILD_DIR:-${ROOT}/build}}"
 PREFIX="${CTSYNC_LAB_PREFIX:-ctlab$$-}"
 KEEP=0
@@ -89,6 +93,7 @@ while (($#)); do
         --advert-int) ADVERT_INT="${2:?}"; shift ;;
         --failback) FAILBACK=1 ;;
         --entries) ENTRIES="${2:?}"; shift ;;
+        --udp-burst) UDP_BURST="${2:?}"; shift ;;
         --build) BUILD="${2:?}"; shift ;;
         --prefix) PREFIX="${2:?}"; shift ;;
         --keep) KEEP=1 ;;
@@ -100,7 +105,8 @@ while (($#)); do
     shift
 done
 [[ ${SYNC} =~ ^(ctsync|conntrackd|none)$ && ${HA} =~ ^(fifo|script)$ && ${TRANSPORT} =~ ^(mcast|tcp)$ &&
-    ${STANDBY} =~ ^(|warm|cold)$ && ${ADVERT_INT} =~ ^[1-9][0-9]*$ && ${ENTRIES} =~ ^[0-9]+$ ]] || usage
+    ${STANDBY} =~ ^(|warm|cold)$ && ${ADVERT_INT} =~ ^[1-9][0-9]*$ && ${ENTRIES} =~ ^[0-9]+$ &&
+    ${UDP_BURST} =~ ^[0-9]+$ ]] || usage
 ((CD_WARM == 0)) || [[ ${SYNC} == conntrackd ]] || { echo "failover-lab: --cd-warm needs --sync conntrackd" >&2; exit 2; }
 [[ ${SYNC} != conntrackd || ${HA} == fifo ]] || { echo "failover-lab: --ha is for ctsync (conntrackd always runs its notify script)" >&2; exit 2; }
 ((ENTRIES <= 250000)) || { echo "failover-lab: --entries at most 250000 (nf_conntrack_max)" >&2; exit 2; }
@@ -210,6 +216,7 @@ CLIENT=192.0.2.10
 SERVER=203.0.113.10
 TCP_PORT=8080
 UDP_PORT=9000
+DNS_PORT=9053  # the burst's one-shot queries
 declare -A LAN_IP=([fw1]=192.0.2.2 [fw2]=192.0.2.3)
 declare -A WAN_IP=([fw1]=203.0.113.2 [fw2]=203.0.113.3)
 declare -A SYNC_IP=([fw1]=198.51.100.1 [fw2]=198.51.100.2)
@@ -319,6 +326,8 @@ ip netns exec "${NS_SRV}" "${LAB_PEER}" tcp-server "${TCP_PORT}" >"${WORK}/tcp-s
 PIDS+=("$!")
 ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-stream-server "${UDP_PORT}" >"${WORK}/udp-server.log" 2>&1 &
 PIDS+=("$!")
+ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-server "${DNS_PORT}" >"${WORK}/dns-server.log" 2>&1 &
+PIDS+=("$!")
 
 # ---------------------------------------------------------------------------------------------------------
 ctl() { local fw="$1"; shift; "${CTSYNCCTL}" -C "${WORK}/${fw}/ctsyncd.json" --timeout 10000 "$@"; }
@@ -373,7 +382,7 @@ if [[ ${SYNC} == ctsync ]]; then
              "plugin_dirs": ["${BUILD}/lib/ctsync/plugins"],
              "log": {"level": "info", "file": "${dir}/ctsyncd.log"}},
   "source": {"plugin": "source-ctnetlink", "config": {"event_buffer_max_bytes": 268435456}},
-  "protos": [{"plugin": "proto-tcp"}],
+  "protos": [{"plugin": "proto-tcp"}, {"plugin": "proto-udp"}],
   "transports": [${transport}],
   "security": {"keys": [{"id": 1, "file": "${WORK}/sync.key"}]}${failover}${ha}
 }
@@ -618,6 +627,35 @@ if [[ ${SYNC} != none ]]; then
     ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -4
 fi
 
+burst_ok=1
+if ((UDP_BURST > 0)); then
+    step "a DNS-like burst: ${UDP_BURST} one-shot UDP queries from cli to srv :${DNS_PORT}, each from its own port"
+    explain "Each query and its answer is a flow of its own in fw1's kernel, replied but never assured (the kernel"
+    explain "assures a UDP flow after ~2 s of traffic both ways). proto-udp keeps such one-shot flows off the sync"
+    explain "link by default: fw2 should hold none of them, and fw1 should count them held back."
+    held_back() { { ctl "$1" stats 2>/dev/null || true; } | awk '$1 == "replication.flows_held_back" {print $2}'; }
+    [[ ${SYNC} == ctsync ]] && held_before=$(held_back fw1)
+    burst=$(ip netns exec "${NS_CLI}" "${LAB_PEER}" udp-burst "${SERVER}" "${DNS_PORT}" "${UDP_BURST}" \
+        2>"${WORK}/udp-burst.err" || true)
+    answered=$(sed -n 's/.*"answered":\([0-9]*\).*/\1/p' <<<"${burst}")
+    answered=${answered:-0}
+    fw1_flows=$(in_ns "${NS_FW1}" conntrack -L -p udp --dport "${DNS_PORT}" 2>/dev/null | grep -c "dport=${DNS_PORT} " || true)
+    ((answered == UDP_BURST)) || burst_ok=0
+    if [[ ${SYNC} == ctsync ]]; then
+        sleep 0.5  # replication takes milliseconds here: a record sent by mistake would have arrived
+        held_after=$(held_back fw1)
+        held=$((${held_after:-0} - ${held_before:-0}))
+        fw2_flows=$(ctl fw2 dump --external 2>/dev/null | grep -c "dport=${DNS_PORT} " || true)
+        burst_verdict=NOT_SENT
+        ((fw2_flows == 0 && held >= UDP_BURST)) || { burst_verdict=SENT; burst_ok=0; }
+        say "burst: ${answered} of ${UDP_BURST} answered; fw1's kernel holds ${fw1_flows} of their flows, fw1 held back ${held} new flows, fw2's external cache holds ${fw2_flows}"
+        result "udp_burst verdict=${burst_verdict} sent=${UDP_BURST} answered=${answered} fw1_flows=${fw1_flows} held_back=${held} fw2_external=${fw2_flows}"
+    else
+        say "burst: ${answered} of ${UDP_BURST} answered; fw1's kernel holds ${fw1_flows} of their flows"
+        result "udp_burst sent=${UDP_BURST} answered=${answered} fw1_flows=${fw1_flows}"
+    fi
+fi
+
 if ((ENTRIES > 0)); then
     step "${ENTRIES} NATed entries (SNAT to ${WAN_VIP}) injected into fw1's kernel"
     before_fw2=$(fw2_held || true)
@@ -683,6 +721,13 @@ fi
 step "hard failover: every port of fw1 cut (LAN, WAN, sync)"
 explain "no goodbye: fw2 notices only when fw1's VRRP adverts stop (3 x advert_int), then takes the VIPs."
 fw1_entries=$(kernel_count fw1)
+# The burst's one-shot flows are in fw1's kernel but, with ctsync, deliberately not replicated (proto-udp):
+# they do not count as entries fw2 should hold.
+fw1_unsent=0
+if ((UDP_BURST > 0)) && [[ ${SYNC} == ctsync ]]; then
+    fw1_unsent=$(in_ns "${NS_FW1}" conntrack -L -p udp --dport "${DNS_PORT}" 2>/dev/null | grep -c "dport=${DNS_PORT} " || true)
+    fw1_entries=$((fw1_entries - fw1_unsent))
+fi
 fw2_entries_before=$(kernel_count fw2)
 # Promotions fw2 went through before the cut (a start-up one, when fw2's VRRP instance won the first
 # election before fw1 was ready and preempted it): the failover's own are counted from here.
@@ -778,7 +823,7 @@ if ((ENTRIES > 0)); then
     injected=$(in_ns "${NS_FW2}" conntrack -L -p tcp -d 198.51.100.10 2>/dev/null | grep -c "src=${WAN_VIP} \|dst=${WAN_VIP} " || true)
     say "fw2's kernel: ${fw2_entries_before} entries before the cut, ${fw2_entries_at_vip} when the VIPs appeared (fw1 had ${fw1_entries}); ${injected} of the ${ENTRIES} injected NATed entries now"
     say "committed_before_vip=${committed} present=${fw2_entries_at_vip} of ${fw1_entries}"
-    result "entries committed_before_vip=${committed} present=${fw2_entries_at_vip} primary=${fw1_entries} injected_present=${injected} injected=${ENTRIES} before_cut=${fw2_entries_before}"
+    result "entries committed_before_vip=${committed} present=${fw2_entries_at_vip} primary=${fw1_entries} primary_unsent=${fw1_unsent} injected_present=${injected} injected=${ENTRIES} before_cut=${fw2_entries_before}"
 fi
 if [[ ${SYNC} == ctsync ]]; then
     ctl fw2 stats >"${WORK}/fw2-stats-failover.txt" 2>&1 || true
@@ -865,6 +910,7 @@ udp_verdict=BROKEN
 result "udp verdict=${udp_verdict} gap_ms=${udp_gap} lost=$(field "${udp}" lost) sent=$(field "${udp}" sent) mappings=${udp_count} seen=${udp_mappings//\"/}"
 result "rst=${rst}"
 ((FAILBACK && !failback_ok)) && exit_code=1
+((burst_ok)) || exit_code=1
 if ((ENTRIES > 0)) && [[ ${committed} != yes || ${injected} -ne ${ENTRIES} ]]; then exit_code=1; fi
 
 step "verdict"

@@ -123,6 +123,13 @@ void expect_survived(const LabRun& lab) {
     EXPECT_EQ(lab.field("udp", "mappings"), "1") << lab.field("udp", "seen");
     EXPECT_EQ(lab.field("rst", "rst"), "0");
     EXPECT_GT(lab.number("failover", "takeover_ms"), 0);
+    // The DNS-like burst before the failover (proto-udp's default: only assured UDP flows are sent): every
+    // query answered, none of their flows on fw2, each counted as held back on fw1.
+    EXPECT_EQ(lab.field("udp_burst", "verdict"), "NOT_SENT");
+    EXPECT_EQ(lab.field("udp_burst", "answered"), lab.field("udp_burst", "sent"));
+    EXPECT_GE(lab.number("udp_burst", "fw1_flows"), 200);
+    EXPECT_GE(lab.number("udp_burst", "held_back"), 200);
+    EXPECT_EQ(lab.field("udp_burst", "fw2_external"), "0");
 }
 
 class FailoverLab : public ::testing::Test {

@@ -245,6 +245,54 @@ int udp_client(const char* host, const char* port) {
     return 0;
 }
 
+// A DNS-like burst: `count` one-shot queries, each from a fresh socket bound to its own source port (30000 +
+// i: a new flow each, never a reused ephemeral port that would fold two queries into one entry), each
+// waiting up to 1 s for its answer. Prints {"proto":"udp-burst","sent":N,"answered":M}; exit 0 when all
+// were answered.
+int udp_burst(const char* host, const char* port, int count) {
+    addrinfo* ai = resolve(host, port, SOCK_DGRAM, false);
+    if (ai == nullptr) {
+        return fail("resolve");
+    }
+    int answered = 0;
+    int sent = 0;
+    for (int i = 0; i < count; ++i) {
+        const int fd = socket(ai->ai_family, SOCK_DGRAM, 0);
+        if (fd < 0) {
+            return fail("socket");
+        }
+        sockaddr_storage local{};
+        local.ss_family = static_cast<sa_family_t>(ai->ai_family);
+        const auto source_port = htons(static_cast<std::uint16_t>(30000 + i % 30000));
+        if (ai->ai_family == AF_INET6) {
+            reinterpret_cast<sockaddr_in6&>(local).sin6_port = source_port;
+        } else {
+            reinterpret_cast<sockaddr_in&>(local).sin_port = source_port;
+        }
+        const int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, reinterpret_cast<const sockaddr*>(&local),
+                 ai->ai_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in)) != 0) {
+            close(fd);
+            return fail("bind");
+        }
+        const std::string query = "query " + std::to_string(i);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size())) {
+            ++sent;
+            pollfd p{fd, POLLIN, 0};
+            char buffer[64];
+            if (poll(&p, 1, 1000) > 0 &&
+                recv(fd, buffer, sizeof(buffer), 0) == static_cast<ssize_t>(query.size())) {
+                ++answered;
+            }
+        }
+        close(fd);
+    }
+    std::printf("{\"proto\":\"udp-burst\",\"sent\":%d,\"answered\":%d}\n", sent, answered);
+    return answered == count ? 0 : 1;
+}
+
 int mcast_socket(const char* iface, in_addr& local) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     ip_mreqn mreq{};
@@ -691,9 +739,10 @@ int udp_stream(const char* host, const char* port, const StreamOptions& o) {
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr,
-                     "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
-                     "tcp-client|udp-client|tcp-stream|udp-stream HOST PORT ...\n");
+        std::fprintf(
+            stderr,
+            "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
+            "tcp-client|udp-client|tcp-stream|udp-stream HOST PORT ... | udp-burst HOST PORT COUNT\n");
         return 2;
     }
     std::string mode = argv[1];
@@ -712,6 +761,14 @@ int main(int argc, char** argv) {
     }
     if (mode == "udp-client") {
         return udp_client(argv[2], argv[3]);
+    }
+    if (mode == "udp-burst") {
+        const int count = argc >= 5 ? std::atoi(argv[4]) : 0;
+        if (count <= 0 || count > 100000) {
+            std::fprintf(stderr, "lab-peer: udp-burst HOST PORT COUNT (1-100000)\n");
+            return 2;
+        }
+        return udp_burst(argv[2], argv[3], count);
     }
     if (mode == "tcp-stream" || mode == "udp-stream") {
         StreamOptions options;
