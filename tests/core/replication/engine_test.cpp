@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <memory>
 #include <random>
 
 namespace ctsync::core {
@@ -40,17 +41,19 @@ class FakeLink final : public sdk::Transport {
     }
     bool send(std::span<const std::byte> datagram) noexcept override;
     std::size_t max_datagram_size() const noexcept override { return 1400; }
+    // Posted handlers hold a weak reference: a datagram still in flight when its link is destroyed (a node
+    // restarted by the test) is dropped, as the network would.
     void deliver(std::vector<std::byte> data) {
-        asio::post(io_, [this, data = std::move(data)] {
-            if (sink_ != nullptr && !deaf) {
+        asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), data = std::move(data)] {
+            if (!alive.expired() && sink_ != nullptr && !deaf) {
                 sink_->on_datagram(data);
             }
         });
     }
     // What a supervising transport (TIPC's topology service) does: tells the core a peer came or went.
     void report_peer(std::uint32_t node, sdk::PeerState state) {
-        asio::post(io_, [this, node, state] {
-            if (sink_ != nullptr) {
+        asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), node, state] {
+            if (!alive.expired() && sink_ != nullptr) {
                 sink_->on_peer_state(node, state, "test report");
             }
         });
@@ -63,6 +66,7 @@ class FakeLink final : public sdk::Transport {
     Bus& bus_;
     asio::io_context& io_;
     sdk::TransportSink* sink_ = nullptr;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 class Bus {
