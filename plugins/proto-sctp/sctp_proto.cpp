@@ -44,12 +44,7 @@ bool SctpProto::worth_replicating(const sdk::FlowState& flow) const noexcept {
 }
 
 sdk::Change SctpProto::classify(const sdk::FlowState& before, const sdk::FlowState& after) const noexcept {
-    if (before == after) {
-        return sdk::Change::kNone;
-    }
-    sdk::FlowState same_timer = after;
-    same_timer.timeout = before.timeout;
-    return same_timer == before ? sdk::Change::kRefresh : sdk::Change::kCritical;
+    return sdk::classify_timer_or_critical(before, after);
 }
 
 bool SctpProto::validate_peer(const sdk::FlowState& flow, std::string& reason) const noexcept {

@@ -40,12 +40,7 @@ bool TcpProto::worth_replicating(const sdk::FlowState& flow) const noexcept {
 }
 
 sdk::Change TcpProto::classify(const sdk::FlowState& before, const sdk::FlowState& after) const noexcept {
-    if (before == after) {
-        return sdk::Change::kNone;
-    }
-    sdk::FlowState same_timer = after;
-    same_timer.timeout = before.timeout;
-    return same_timer == before ? sdk::Change::kRefresh : sdk::Change::kCritical;
+    return sdk::classify_timer_or_critical(before, after);
 }
 
 void TcpProto::adjust_for_commit(sdk::FlowState& flow) const noexcept {

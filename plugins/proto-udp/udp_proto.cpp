@@ -71,14 +71,8 @@ bool UdpProto::worth_replicating(const sdk::FlowState& flow) const noexcept {
 }
 
 sdk::Change UdpProto::classify(const sdk::FlowState& before, const sdk::FlowState& after) const noexcept {
-    if (before == after) {
-        return sdk::Change::kNone;
-    }
-    // Every datagram moves the timer (the kernel raises no event for that; a resync sees it): a refresh,
-    // which the weak policy does not send. A reply seen, assured, NAT, mark, labels: critical.
-    sdk::FlowState same_timer = after;
-    same_timer.timeout = before.timeout;
-    return same_timer == before ? sdk::Change::kRefresh : sdk::Change::kCritical;
+    // Every datagram moves the timer (the kernel raises no event for that; a resync sees it): a refresh.
+    return sdk::classify_timer_or_critical(before, after);
 }
 
 bool UdpProto::validate_peer(const sdk::FlowState& flow, std::string& reason) const noexcept {

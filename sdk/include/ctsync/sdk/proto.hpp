@@ -20,6 +20,18 @@ enum class Change : std::uint8_t {
     kCritical = 2,  // state, NAT, mark, labels or status changed: always sent
 };
 
+// The classification most protocols want, for their classify(): no change; only the timer moved (a refresh,
+// which the weak policy does not send); anything else (state, status, NAT, mark, labels...) critical.
+// Header-only: compiled into the plugin, no ABI surface.
+inline Change classify_timer_or_critical(const FlowState& before, const FlowState& after) noexcept {
+    if (before == after) {
+        return Change::kNone;
+    }
+    FlowState same_timer = after;
+    same_timer.timeout = before.timeout;
+    return same_timer == before ? Change::kRefresh : Change::kCritical;
+}
+
 // All members are pure functions of their arguments, called on the executor thread, never throwing.
 class ProtoHandler : public Plugin {
   public:
