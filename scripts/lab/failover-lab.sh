@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The failover lab (issue #5): a live, NATed TCP connection (and a UDP session) through a stateful firewall
-# pair survives a hard failover, with the new primary's kernel table complete before the virtual IPs move.
+# The failover lab (issues #5, #11): live, NATed TCP connections over IPv4 and IPv6, TCP connections in their
+# closing states and a UDP session through a stateful firewall pair survive a hard failover, with the new
+# primary's kernel table complete before the virtual IPs move.
 #
 #   cli 192.0.2.10 ── LAN bridge ──┬── fw1 192.0.2.2 ─┐ sync veth 198.51.100.1/30 ─ .2/30 ┌─ fw2 192.0.2.3 ─┐
 #   (gw: LAN VIP 192.0.2.1)        │                  └────────────────────────────────────┘                │
 #   srv 203.0.113.10 ── WAN bridge ┴── fw1 203.0.113.2                                  fw2 203.0.113.3 ───┘
 #   (VIPs 192.0.2.1 and 203.0.113.1 on the VRRP master; both bridges live in the "sw" namespace)
+#   IPv6 alongside: LAN fd00:2::/64 (cli ::10, fw1 ::2, fw2 ::3, VIP ::1, the client's gateway), WAN
+#   fd00:3::/64 (srv ::10, fw1 ::2, fw2 ::3, VIP ::1, the SNAT address); static, no router advertisements.
 #
 # Each firewall: nftables with a policy that makes the test honest (a backup without the state drops the
 # stream instead of silently adopting it: non-SYN "new" TCP dropped, nf_conntrack_tcp_loose=0, input policy
@@ -19,12 +22,20 @@
 # keepalived's notify FIFO and holds this node's priority down through a track file until its table is
 # complete).
 #
-# The run: a TCP stream and a UDP stream from cli to srv (a line / datagram every 20 ms, each echoed), then a
-# hard failover — every port of fw1 is cut (the switch-side ends of its LAN and WAN veths, and fw2's end of
+# The run: a TCP stream (IPv4 and IPv6) and a UDP stream from cli to srv (a line / datagram every 20 ms, each
+# echoed), three TCP connections in closing states (below), then a hard failover — every port of fw1 is cut (the switch-side ends of its LAN and WAN veths, and fw2's end of
 # the sync veth, are set down: fw1 sees carrier loss everywhere) — measured from the cut until both VIPs are
 # on fw2; the streams must go on with nothing lost. `--failback` restores fw1's ports and waits until fw1 is
 # master again (it must not preempt before its table is complete). Verdicts: SURVIVED or BROKEN, the gap in
 # milliseconds, and whether the gap stays within VRRP takeover + one TCP retransmission interval.
+#
+# Closing states (conntrack's names; docs in plugins/proto-tcp/README.md): a half-closed connection (:8081,
+# the client's FIN at the start, the server streams on: CLOSE_WAIT) must go on streaming through the failover
+# and end with a clean EOF; a connection in FIN_WAIT (:8082) and one in TIME_WAIT (:8083), both made right
+# before the cut while the server's namespace holds back the answer to the client's FIN resp. the client's
+# last ACK, must finish their close through fw2 once the hold is lifted at the takeover (the retransmitted FIN
+# answered, the server's LAST-ACK socket answered): CLOSED, as without a failover. Without the state, fw2
+# drops those retransmissions (BROKEN: the client never sees the EOF, the server's socket stays in LAST-ACK).
 #
 # With `--sync conntrackd` the peer does the replication instead: conntrackd (FTFW over UDP on the sync veth,
 # one per firewall in the foreground, its own lock file and socket), and keepalived's notify_master/backup/fault
@@ -58,7 +69,7 @@
 #   --quiet                print only RESULT lines (and errors)
 #   --demo                 narrative for humans, live replication progress every second
 # Output: narrative lines, and "RESULT ..." lines for machines (tests/lab/failover_lab_test.cpp reads them).
-# Exit: 0 when every verdict is SURVIVED (with ctsync, the burst's queries answered and not sent; when asked for, fw1 came back and the entries were in fw2's
+# Exit: 0 when every verdict is SURVIVED or CLOSED (with ctsync, the burst's queries answered and not sent; when asked for, fw1 came back and the entries were in fw2's
 # kernel before the VIPs moved); 1 otherwise (--sync none: BROKEN, exit 1, as expected); 2 on usage or
 # set-up errors. Every wait is bounded; namespaces, processes (by PID) and files are removed on exit.
 set -euo pipefail
@@ -201,11 +212,18 @@ trap 'exit 130' INT TERM
 
 NS_CLI="${PREFIX}cli"; NS_FW1="${PREFIX}fw1"; NS_FW2="${PREFIX}fw2"; NS_SRV="${PREFIX}srv"; NS_SW="${PREFIX}sw"
 in_ns() { local ns="$1"; shift; ip netns exec "${ns}" "$@"; }
-# IPv4 only: no IPv6 neighbour discovery or MLD entries in the firewalls' tables (their counts are compared).
-ns_new() {
+# IPv6 on the hosts and firewalls only (the switch bridges frames, it needs no addresses). Neighbour discovery
+# and MLD create no conntrack entries (the kernel tracks no ICMPv6 but echo and node information), so the
+# firewalls' entry counts stay comparable. No router advertisements: addresses and routes are static.
+ns_new() { # NS [v6]
     ip netns add "$1"
     NAMESPACES+=("$1")
-    in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    if [[ ${2:-} == v6 ]]; then
+        in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+            net.ipv6.conf.all.autoconf=0 net.ipv6.conf.default.autoconf=0
+    else
+        in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    fi
     ip -n "$1" link set lo up
 }
 fw_ns() { [[ $1 == fw1 ]] && echo "${NS_FW1}" || echo "${NS_FW2}"; }
@@ -217,6 +235,17 @@ SERVER=203.0.113.10
 TCP_PORT=8080
 UDP_PORT=9000
 DNS_PORT=9053  # the burst's one-shot queries
+# IPv6 (fd00::/8): a stream over it through the same pair, NATed to the WAN side's IPv6 virtual address.
+LAN_VIP6=fd00:2::1
+WAN_VIP6=fd00:3::1
+CLIENT6=fd00:2::10
+SERVER6=fd00:3::10
+declare -A LAN_IP6=([fw1]=fd00:2::2 [fw2]=fd00:2::3)
+declare -A WAN_IP6=([fw1]=fd00:3::2 [fw2]=fd00:3::3)
+# TCP connections held in closing states through the failover (one server port each).
+HALF_PORT=8081      # half-closed: the client's FIN at the start, the server's direction streams on (CLOSE_WAIT)
+FINWAIT_PORT=8082   # the client's FIN, its answer held back by the server's side (FIN_WAIT)
+TIMEWAIT_PORT=8083  # both FINs, the client's last ACK held back by the server's side (TIME_WAIT)
 declare -A LAN_IP=([fw1]=192.0.2.2 [fw2]=192.0.2.3)
 declare -A WAN_IP=([fw1]=203.0.113.2 [fw2]=203.0.113.3)
 declare -A SYNC_IP=([fw1]=198.51.100.1 [fw2]=198.51.100.2)
@@ -228,7 +257,8 @@ step "the lab: namespaces ${PREFIX}{cli,fw1,fw2,srv,sw}, files in ${WORK}"
 explain "client ${CLIENT} -> LAN switch -> firewall pair (fw1, fw2) -> WAN switch -> server ${SERVER};"
 explain "the firewall that is VRRP master holds the virtual IPs ${LAN_VIP} (the client's gateway) and"
 explain "${WAN_VIP} (every connection leaves with this source address: SNAT, random ports)."
-for ns in "${NS_SW}" "${NS_CLI}" "${NS_FW1}" "${NS_FW2}" "${NS_SRV}"; do ns_new "${ns}"; done
+ns_new "${NS_SW}"
+for ns in "${NS_CLI}" "${NS_FW1}" "${NS_FW2}" "${NS_SRV}"; do ns_new "${ns}" v6; done
 # br_netfilter is loaded on the host: the bridges must not send frames through the switch's netfilter.
 for k in iptables ip6tables arptables; do
     in_ns "${NS_SW}" sysctl -qw "net.bridge.bridge-nf-call-${k}=0" 2>/dev/null || true
@@ -248,12 +278,17 @@ port "${NS_SRV}" eth0 w-srv brwan
 ip -n "${NS_CLI}" addr add "${CLIENT}/24" dev eth0
 ip -n "${NS_CLI}" route add default via "${LAN_VIP}"
 ip -n "${NS_SRV}" addr add "${SERVER}/24" dev eth0
+ip -n "${NS_CLI}" addr add "${CLIENT6}/64" dev eth0 nodad
+ip -n "${NS_CLI}" -6 route add default via "${LAN_VIP6}"
+ip -n "${NS_SRV}" addr add "${SERVER6}/64" dev eth0 nodad
 for fw in fw1 fw2; do
     ns=$(fw_ns "${fw}")
     port "${ns}" lan0 "l-${fw}" brlan
     port "${ns}" wan0 "w-${fw}" brwan
     ip -n "${ns}" addr add "${LAN_IP[${fw}]}/24" dev lan0
     ip -n "${ns}" addr add "${WAN_IP[${fw}]}/24" dev wan0
+    ip -n "${ns}" addr add "${LAN_IP6[${fw}]}/64" dev lan0 nodad
+    ip -n "${ns}" addr add "${WAN_IP6[${fw}]}/64" dev wan0 nodad
 done
 ip link add sync0 netns "${NS_FW1}" type veth peer name sync0 netns "${NS_FW2}"
 for fw in fw1 fw2; do
@@ -265,7 +300,7 @@ done
 # The firewalls' policy (see the header): state or nothing.
 for fw in fw1 fw2; do
     ns=$(fw_ns "${fw}")
-    in_ns "${ns}" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "${ns}" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
     in_ns "${ns}" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
     in_ns "${ns}" nft -f - <<NFT
 table inet ctlab {
@@ -284,6 +319,7 @@ table inet ctlab {
         iifname "lo" accept
         iifname "sync0" accept
         ip protocol 112 accept
+        meta l4proto ipv6-icmp accept
         counter comment "dropped: to this node"
     }
     chain forward {
@@ -299,6 +335,12 @@ table ip ctlab_nat {
     chain post {
         type nat hook postrouting priority srcnat; policy accept;
         oifname "wan0" snat to ${WAN_VIP} fully-random
+    }
+}
+table ip6 ctlab_nat6 {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan0" snat to ${WAN_VIP6} fully-random
     }
 }
 NFT
@@ -328,6 +370,13 @@ ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-stream-server "${UDP_PORT}" >"${WORK
 PIDS+=("$!")
 ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-server "${DNS_PORT}" >"${WORK}/dns-server.log" 2>&1 &
 PIDS+=("$!")
+UNTIL="${WORK}/stop-streams"  # the streams stop when it exists (the half-closed connection's server too)
+ip netns exec "${NS_SRV}" "${LAB_PEER}" tcp-server "${HALF_PORT}" --stop-file "${UNTIL}" >"${WORK}/half-server.log" 2>&1 &
+PIDS+=("$!")
+for port in "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do
+    ip netns exec "${NS_SRV}" "${LAB_PEER}" tcp-server "${port}" >"${WORK}/close-server-${port}.log" 2>&1 &
+    PIDS+=("$!")
+done
 
 # ---------------------------------------------------------------------------------------------------------
 ctl() { local fw="$1"; shift; "${CTSYNCCTL}" -C "${WORK}/${fw}/ctsyncd.json" --timeout 10000 "$@"; }
@@ -524,6 +573,9 @@ vrrp_instance VI_LAN {
     virtual_ipaddress {
         ${LAN_VIP}/24 dev lan0
     }
+    virtual_ipaddress_excluded {
+        ${LAN_VIP6}/64 dev lan0
+    }
 }
 vrrp_instance VI_WAN {
     state BACKUP
@@ -533,6 +585,9 @@ vrrp_instance VI_WAN {
     advert_int ${ADVERT_INT}
     virtual_ipaddress {
         ${WAN_VIP}/24 dev wan0
+    }
+    virtual_ipaddress_excluded {
+        ${WAN_VIP6}/64 dev wan0
     }
 }
 CONF
@@ -595,8 +650,7 @@ elif [[ ${SYNC} == conntrackd ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------------------
-step "streams from cli ${CLIENT} to srv ${SERVER}: TCP :${TCP_PORT} and UDP :${UDP_PORT}, one line every ${INTERVAL_MS} ms, echoed"
-UNTIL="${WORK}/stop-streams"
+step "streams from cli ${CLIENT} to srv ${SERVER}: TCP :${TCP_PORT} and UDP :${UDP_PORT}, one line every ${INTERVAL_MS} ms, echoed; TCP over IPv6 ${CLIENT6} -> ${SERVER6}"
 ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-stream "${SERVER}" "${TCP_PORT}" --interval-ms "${INTERVAL_MS}" \
     --until "${UNTIL}" --max-ms 120000 --stall-ms 20000 >"${WORK}/tcp.json" 2>"${WORK}/tcp.err" &
 TCP_PID=$!
@@ -605,6 +659,24 @@ ip netns exec "${NS_CLI}" "${LAB_PEER}" udp-stream "${SERVER}" "${UDP_PORT}" --i
     --until "${UNTIL}" --max-ms 120000 >"${WORK}/udp.json" 2>"${WORK}/udp.err" &
 UDP_PID=$!
 PIDS+=("${UDP_PID}")
+ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-stream "${SERVER6}" "${TCP_PORT}" --interval-ms "${INTERVAL_MS}" \
+    --until "${UNTIL}" --max-ms 120000 --stall-ms 20000 >"${WORK}/tcp6.json" 2>"${WORK}/tcp6.err" &
+TCP6_PID=$!
+PIDS+=("${TCP6_PID}")
+# The closing connections: half-closed at once (its close-when file exists), the two others when told to,
+# just before the cut.
+touch "${WORK}/close-half"
+ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-close "${SERVER}" "${HALF_PORT}" --close-when "${WORK}/close-half" \
+    --until "${UNTIL}" --halfclose-ms "${INTERVAL_MS}" >"${WORK}/half.json" 2>"${WORK}/half.err" &
+HALF_PID=$!
+PIDS+=("${HALF_PID}")
+declare -A CLOSE_PID
+for port in "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do
+    ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-close "${SERVER}" "${port}" --close-when "${WORK}/close-now" \
+        --until "${UNTIL}" >"${WORK}/close-${port}.json" 2>"${WORK}/close-${port}.err" &
+    CLOSE_PID[${port}]=$!
+    PIDS+=("$!")
+done
 t_streams=$(now_ms)
 
 if [[ ${SYNC} != none ]]; then
@@ -616,15 +688,16 @@ if [[ ${SYNC} != none ]]; then
     ok=0
     for _ in $(seq 100); do
         table=$(fw2_table 2>/dev/null || true)
-        if grep -q "dport=${TCP_PORT}" <<<"${table}" && grep -q "dport=${UDP_PORT}" <<<"${table}"; then
+        if grep -q "src=${CLIENT} .*dport=${TCP_PORT} " <<<"${table}" && grep -q "dport=${UDP_PORT} " <<<"${table}" &&
+            grep -q "src=${CLIENT6} .*dport=${TCP_PORT} " <<<"${table}"; then
             ok=1
             break
         fi
         sleep 0.1
     done
     ((ok)) || { log_tail fw1; log_tail fw2; die "fw2's ${where} did not get the streams' flows within 10 s"; }
-    say "fw2's ${where} holds both streams' flows:"
-    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -4
+    say "fw2's ${where} holds the streams' flows:"
+    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -6
 fi
 
 burst_ok=1
@@ -707,6 +780,7 @@ fi
 while (($(now_ms) - t_streams < 2000)); do sleep 0.05; done
 kill -0 "${TCP_PID}" 2>/dev/null || { cat "${WORK}/tcp.json" "${WORK}/tcp.err" >&2; die "the TCP stream ended before the failover"; }
 kill -0 "${UDP_PID}" 2>/dev/null || { cat "${WORK}/udp.json" "${WORK}/udp.err" >&2; die "the UDP stream ended before the failover"; }
+kill -0 "${TCP6_PID}" 2>/dev/null || { cat "${WORK}/tcp6.json" "${WORK}/tcp6.err" >&2; die "the IPv6 TCP stream ended before the failover"; }
 
 # fw2's priority: its ctsyncd holds it at 1 (track file -253) while its table is incomplete.
 fw2_ready=n/a
@@ -716,6 +790,31 @@ if [[ ${SYNC} == ctsync && ${HA} == fifo ]]; then
     fw2_ready=$([[ ${track} == 0 ]] && echo yes || echo no)
     say "fw2's track file: ${track} ($([[ ${fw2_ready} == yes ]] && echo "ready: VRRP priority ${PRIO[fw2]}" || echo "held: VRRP priority 1, a slower takeover"))"
 fi
+
+# ---------------------------------------------------------------------------------------------------------
+step "TCP in closing states: half-closed since the start (:${HALF_PORT}); FIN_WAIT (:${FINWAIT_PORT}) and TIME_WAIT (:${TIMEWAIT_PORT}) made right before the cut"
+explain "A slow or lossy server side holds two connections in the middle of their close: the answers to"
+explain "the client's FIN (:${FINWAIT_PORT}), the client's last ACK (:${TIMEWAIT_PORT}) are dropped in the server's namespace"
+explain "until the VIPs have moved, so the retransmissions that finish each close must pass fw2."
+# The client's source port of its connection to srv port $1 ("" when none), and that connection's
+# conntrack state in fw $2's kernel ("none": no entry).
+client_port() { in_ns "${NS_CLI}" ss -Htan "( dport = :$1 )" 2>/dev/null | awk '{n = split($4, a, ":"); print a[n]; exit}'; }
+ct_state() { # fw port
+    local sport=${CPORT[$2]:-}
+    [[ -n ${sport} ]] || { echo none; return 0; }
+    { in_ns "$(fw_ns "$1")" conntrack -G -p tcp -s "${CLIENT}" -d "${SERVER}" --sport "${sport}" --dport "$2" 2>/dev/null || true; } |
+        awk 'NR == 1 {print $4; f = 1} END {if (!f) print "none"}'
+}
+server_last_ack() { in_ns "${NS_SRV}" ss -Htan state last-ack "( sport = :${TIMEWAIT_PORT} )" 2>/dev/null | grep -c . || true; }
+in_ns "${NS_SRV}" nft -f - <<NFT
+table inet ctlab_hold {
+    chain out { type filter hook output priority filter; policy accept; tcp sport ${FINWAIT_PORT} counter drop; }
+    chain in {
+        type filter hook input priority filter; policy accept;
+        tcp dport ${TIMEWAIT_PORT} tcp flags & (fin | syn | rst | psh) == 0 counter drop
+    }
+}
+NFT
 
 # ---------------------------------------------------------------------------------------------------------
 step "hard failover: every port of fw1 cut (LAN, WAN, sync)"
@@ -743,8 +842,36 @@ cut_fw1() { # down|up
     printf 'link set l-fw1 %s\nlink set w-fw1 %s\n' "$1" "$1" | ip -n "${NS_SW}" -batch -
     ip -n "${NS_FW2}" link set sync0 "$1"
 }
+# The two closes start now, right before the cut: FIN_WAIT lasts until the client's first retransmission of
+# its FIN (RTO 200 ms), which the kernel's table records as LAST_ACK (a FIN in each direction, the last ACK
+# due); the cut comes as soon as both firewalls show the states (exact lookups, a few ms each).
+declare -A CPORT FW1_STATE FW2_STATE_BEFORE FW2_STATE_AT_VIP
+for port in "${HALF_PORT}" "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do CPORT[${port}]=$(client_port "${port}"); done
+touch "${WORK}/close-now"
+t_close=$(now_ms)
+while (($(now_ms) - t_close < 5000)); do
+    [[ $(ct_state fw1 "${FINWAIT_PORT}") =~ ^(FIN_WAIT|LAST_ACK)$ && $(ct_state fw1 "${TIMEWAIT_PORT}") == TIME_WAIT ]] && break
+    sleep 0.005
+done
+for port in "${HALF_PORT}" "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do FW1_STATE[${port}]=$(ct_state fw1 "${port}"); done
+# A warm standby has them in fw2's kernel milliseconds later (bounded wait; a cold one holds them in its
+# external cache until the promotion).
+while :; do
+    same=1
+    for port in "${HALF_PORT}" "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do
+        FW2_STATE_BEFORE[${port}]=$(ct_state fw2 "${port}")
+        [[ ${FW2_STATE_BEFORE[${port}]} == "${FW1_STATE[${port}]}" ]] || same=0
+    done
+    ((same == 0)) || break
+    [[ ${SYNC} == none || ${STANDBY} == cold || (${SYNC} == conntrackd && ${CD_WARM} == 0) ]] && break
+    (($(now_ms) - t_close < 8000)) || break
+    sleep 0.005
+done
 t_cut=$(now_ms)
 cut_fw1 down
+# Read after the cut (an ss call costs milliseconds): the held-back ACK keeps the socket in LAST-ACK.
+last_ack_before=$(server_last_ack)
+say "closing connections at the cut ($((t_cut - t_close)) ms after the FINs): fw1's kernel :${HALF_PORT} ${FW1_STATE[${HALF_PORT}]}, :${FINWAIT_PORT} ${FW1_STATE[${FINWAIT_PORT}]}, :${TIMEWAIT_PORT} ${FW1_STATE[${TIMEWAIT_PORT}]}; fw2's kernel ${FW2_STATE_BEFORE[${HALF_PORT}]}, ${FW2_STATE_BEFORE[${FINWAIT_PORT}]}, ${FW2_STATE_BEFORE[${TIMEWAIT_PORT}]}; the server's :${TIMEWAIT_PORT} socket in LAST-ACK: ${last_ack_before}"
 takeover_ms=""
 while (($(now_ms) - t_cut < 20000)); do
     if [[ "$(vips fw2)" == "lan wan" ]]; then
@@ -763,6 +890,10 @@ if [[ ${SYNC} != none ]]; then
     in_kernel=$(in_ns "${NS_FW2}" conntrack -L -p tcp --dport "${TCP_PORT}" 2>/dev/null | grep -c ESTABLISHED || true)
     say "fw2's kernel holds the TCP stream's entry: $([[ ${in_kernel} -ge 1 ]] && echo yes || echo no)"
 fi
+for port in "${HALF_PORT}" "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do FW2_STATE_AT_VIP[${port}]=$(ct_state fw2 "${port}"); done
+# The server's side recovers: the retransmissions that finish the two closes may pass now (through fw2).
+in_ns "${NS_SRV}" nft delete table inet ctlab_hold
+t_lift=$(now_ms)
 
 # Until both streams resumed after the cut (bounded: 10 s after the VIPs moved), then 2 s more.
 resumed() { # file: "<ms after the cut> <gap ms>" of the first "resumed" event after the cut
@@ -771,8 +902,12 @@ resumed() { # file: "<ms after the cut> <gap ms>" of the first "resumed" event a
         match($0, /"gap_ms":[0-9]+/); gap = substr($0, RSTART + 9, RLENGTH - 9) + 0
         if (at > t) {print at - t, gap; exit}}' "$1"
 }
-tcp_resumed="" udp_resumed=""
+tcp_resumed="" udp_resumed="" tcp6_resumed=""
 while (($(now_ms) - t_vip < 10000)); do
+    if [[ -z ${tcp6_resumed} ]]; then
+        tcp6_resumed=$(resumed "${WORK}/tcp6.err")
+        [[ -n ${tcp6_resumed} ]] && say "IPv6 TCP stream: echoes again ${tcp6_resumed% *} ms after the cut (no echo for ${tcp6_resumed#* } ms)"
+    fi
     if [[ -z ${tcp_resumed} ]]; then
         tcp_resumed=$(resumed "${WORK}/tcp.err")
         [[ -n ${tcp_resumed} ]] && say "TCP stream: echoes again ${tcp_resumed% *} ms after the cut (no echo for ${tcp_resumed#* } ms)"
@@ -781,12 +916,24 @@ while (($(now_ms) - t_vip < 10000)); do
         udp_resumed=$(resumed "${WORK}/udp.err")
         [[ -n ${udp_resumed} ]] && say "UDP stream: echoes again ${udp_resumed% *} ms after the cut (no echo for ${udp_resumed#* } ms)"
     fi
-    [[ -n ${tcp_resumed} && -n ${udp_resumed} ]] && break
+    [[ -n ${tcp_resumed} && -n ${udp_resumed} && -n ${tcp6_resumed} ]] && break
     kill -0 "${TCP_PID}" 2>/dev/null || break
     sleep 0.05
 done
 [[ -n ${tcp_resumed} ]] || say "TCP stream: no echo within 10 s after the VIPs moved (fw2 dropped: $(fw_drops fw2))"
 [[ -n ${udp_resumed} ]] || say "UDP stream: no echo within 10 s after the VIPs moved"
+[[ -n ${tcp6_resumed} ]] || say "IPv6 TCP stream: no echo within 10 s after the VIPs moved"
+# The two closes: the FIN_WAIT client reads the server's end of file, the server's LAST-ACK socket of the
+# TIME_WAIT connection gets its ACK (bounded: 15 s after the lift; retransmissions back off exponentially).
+finwait_done=0 timewait_done=0
+while (($(now_ms) - t_lift < 15000)); do
+    ((finwait_done)) || kill -0 "${CLOSE_PID[${FINWAIT_PORT}]}" 2>/dev/null || finwait_done=$(now_ms)
+    ((timewait_done)) || (($(server_last_ack) > 0)) || timewait_done=$(now_ms)
+    ((finwait_done && timewait_done)) && break
+    sleep 0.05
+done
+say "FIN_WAIT connection: $( ((finwait_done)) && echo "closed $((finwait_done - t_lift)) ms after the server's side recovered" || echo "not closed 15 s after the server's side recovered")"
+say "TIME_WAIT connection: the server's LAST-ACK socket $( ((timewait_done)) && echo "got its ACK $((timewait_done - t_lift)) ms after the server's side recovered" || echo "still waits for its ACK 15 s after the server's side recovered")"
 sleep 2
 
 if [[ ${SYNC} == conntrackd ]]; then
@@ -871,7 +1018,7 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 step "stop the streams"
 touch "${UNTIL}"
-for pid in "${TCP_PID}" "${UDP_PID}"; do
+for pid in "${TCP_PID}" "${UDP_PID}" "${TCP6_PID}" "${HALF_PID}" "${CLOSE_PID[${FINWAIT_PORT}]}" "${CLOSE_PID[${TIMEWAIT_PORT}]}"; do
     for _ in $(seq 150); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
     kill -0 "${pid}" 2>/dev/null && kill -KILL "${pid}" 2>/dev/null
     wait "${pid}" 2>/dev/null || true
@@ -908,6 +1055,32 @@ udp_verdict=BROKEN
 [[ ${udp_last} -gt ${t_vip} && ${udp_count} -eq 1 ]] && udp_verdict=SURVIVED
 [[ ${udp_verdict} == SURVIVED ]] || exit_code=1
 result "udp verdict=${udp_verdict} gap_ms=${udp_gap} lost=$(field "${udp}" lost) sent=$(field "${udp}" sent) mappings=${udp_count} seen=${udp_mappings//\"/}"
+# IPv6: the same checks as the IPv4 stream.
+tcp6=$(cat "${WORK}/tcp6.json")
+tcp6_verdict=BROKEN
+[[ -n ${tcp6} && -z $(field "${tcp6}" error) && $(field "${tcp6}" lost) -eq 0 && $(field "${tcp6}" last_echo_epoch_ms) -gt ${t_vip} ]] &&
+    tcp6_verdict=SURVIVED
+[[ ${tcp6_verdict} == SURVIVED ]] || exit_code=1
+result "tcp6 verdict=${tcp6_verdict} gap_ms=$(field "${tcp6}" max_gap_ms) lost=$(field "${tcp6}" lost) sent=$(field "${tcp6}" sent) max_rto_ms=$(field "${tcp6}" max_rto_ms) error=\"$(field "${tcp6}" error)\""
+# Closing states. Half-closed (CLOSE_WAIT): the server's direction went on through the failover with
+# nothing lost and ended with its FIN. FIN_WAIT: the close finished after the failover (the client read the
+# server's end of file). TIME_WAIT: the closed connection's late retransmission (the server's FIN, its last
+# ACK lost) was answered through fw2, as the primary would have let it. Each "as TCP would without a failover".
+half=$(cat "${WORK}/half.json")
+half_verdict=BROKEN
+[[ -n ${half} && -z $(field "${half}" error) && $(field "${half}" lost) -eq 0 && $(field "${half}" eof_epoch_ms) -gt 0 &&
+    $(field "${half}" last_echo_epoch_ms) -gt ${t_vip} ]] && half_verdict=SURVIVED
+finwait=$(cat "${WORK}/close-${FINWAIT_PORT}.json")
+finwait_verdict=BROKEN
+[[ -n ${finwait} && -z $(field "${finwait}" error) && $(field "${finwait}" eof_epoch_ms) -gt ${t_lift} ]] && finwait_verdict=CLOSED
+timewait=$(cat "${WORK}/close-${TIMEWAIT_PORT}.json")
+timewait_verdict=BROKEN
+[[ -n ${timewait} && $(field "${timewait}" eof_epoch_ms) -gt 0 && $(field "${timewait}" eof_epoch_ms) -lt ${t_cut} &&
+    ${last_ack_before} -eq 1 ]] && ((timewait_done)) && timewait_verdict=CLOSED
+[[ ${half_verdict} == SURVIVED && ${finwait_verdict} == CLOSED && ${timewait_verdict} == CLOSED ]] || exit_code=1
+result "tcp_half_closed verdict=${half_verdict} fw1=${FW1_STATE[${HALF_PORT}]} fw2_before_cut=${FW2_STATE_BEFORE[${HALF_PORT}]} fw2_at_vip=${FW2_STATE_AT_VIP[${HALF_PORT}]} lines=$(field "${half}" lines) lost=$(field "${half}" lost) gap_ms=$(field "${half}" max_gap_ms) error=\"$(field "${half}" error)\""
+result "tcp_fin_wait verdict=${finwait_verdict} fw1=${FW1_STATE[${FINWAIT_PORT}]} fw2_before_cut=${FW2_STATE_BEFORE[${FINWAIT_PORT}]} fw2_at_vip=${FW2_STATE_AT_VIP[${FINWAIT_PORT}]} closed_after_lift_ms=$( ((finwait_done)) && echo $((finwait_done - t_lift)) || echo none) error=\"$(field "${finwait}" error)\""
+result "tcp_time_wait verdict=${timewait_verdict} fw1=${FW1_STATE[${TIMEWAIT_PORT}]} fw2_before_cut=${FW2_STATE_BEFORE[${TIMEWAIT_PORT}]} fw2_at_vip=${FW2_STATE_AT_VIP[${TIMEWAIT_PORT}]} server_last_ack_before=${last_ack_before} answered_after_lift_ms=$( ((timewait_done)) && echo $((timewait_done - t_lift)) || echo none)"
 result "rst=${rst}"
 ((FAILBACK && !failback_ok)) && exit_code=1
 ((burst_ok)) || exit_code=1
@@ -918,6 +1091,10 @@ explain "SURVIVED: the same TCP connection went on with nothing lost and no rese
 explain "its NAT mapping (the server saw one source); BROKEN: it did not."
 say "TCP: ${tcp_verdict} — longest gap ${tcp_gap} ms, ${tcp_lost} lines lost; VRRP takeover ${takeover_ms} ms + largest TCP RTO ${tcp_rto} ms (+250 ms) = ${bound} ms: gap within it: ${within}"
 say "UDP: ${udp_verdict} — longest gap ${udp_gap} ms; the server saw ${udp_count} source(s): ${udp_mappings//\"/}"
+say "IPv6 TCP: ${tcp6_verdict} — longest gap $(field "${tcp6}" max_gap_ms) ms, $(field "${tcp6}" lost) lines lost"
+say "TCP half-closed (${FW1_STATE[${HALF_PORT}]}): ${half_verdict} — the server's direction: $(field "${half}" lines) lines, $(field "${half}" lost) lost, longest gap $(field "${half}" max_gap_ms) ms"
+say "TCP FIN_WAIT (${FW1_STATE[${FINWAIT_PORT}]} on fw1, ${FW2_STATE_AT_VIP[${FINWAIT_PORT}]} on fw2 at the takeover): ${finwait_verdict}"
+say "TCP TIME_WAIT (${FW1_STATE[${TIMEWAIT_PORT}]} on fw1, ${FW2_STATE_AT_VIP[${TIMEWAIT_PORT}]} on fw2 at the takeover): ${timewait_verdict}"
 say "TCP resets seen by the server: ${rst}"
 if [[ ${SYNC} == none ]]; then
     say "(no state replication: fw2 dropped the stream's segments ($(fw_drops fw2)) and gave the UDP session a new source port — the expected BROKEN)"

@@ -112,6 +112,23 @@ LabRun run_lab(std::vector<std::string> args) {
     return lab;
 }
 
+// TCP connections in closing states through the failover (the lab's header): each ends as it would have
+// without one. Half-closed (CLOSE_WAIT): the server's direction streams on, nothing lost, a clean EOF.
+// FIN_WAIT: the client's retransmitted FIN, answered through fw2, closes it (conntrack names the state
+// LAST_ACK once it has seen that retransmission, which may come before the cut). TIME_WAIT: the server's
+// LAST-ACK socket retransmits its FIN and the client's answer passes fw2.
+void expect_closing_states_as_without_failover(const LabRun& lab) {
+    EXPECT_EQ(lab.field("tcp_half_closed", "verdict"), "SURVIVED") << lab.field("tcp_half_closed", "error");
+    EXPECT_EQ(lab.field("tcp_half_closed", "fw1"), "CLOSE_WAIT");
+    EXPECT_EQ(lab.field("tcp_half_closed", "lost"), "0");
+    EXPECT_EQ(lab.field("tcp_fin_wait", "verdict"), "CLOSED") << lab.field("tcp_fin_wait", "error");
+    const std::string fin_wait_fw1 = lab.field("tcp_fin_wait", "fw1");
+    EXPECT_TRUE(fin_wait_fw1 == "FIN_WAIT" || fin_wait_fw1 == "LAST_ACK") << fin_wait_fw1;
+    EXPECT_EQ(lab.field("tcp_time_wait", "verdict"), "CLOSED");
+    EXPECT_EQ(lab.field("tcp_time_wait", "fw1"), "TIME_WAIT");
+    EXPECT_EQ(lab.field("tcp_time_wait", "server_last_ack_before"), "1");
+}
+
 // The lab's bound for the gap: VRRP takeover + the largest TCP retransmission timeout + 250 ms.
 void expect_survived(const LabRun& lab) {
     EXPECT_EQ(lab.field("tcp", "verdict"), "SURVIVED");
@@ -121,6 +138,10 @@ void expect_survived(const LabRun& lab) {
         << "gap " << lab.field("tcp", "gap_ms") << " ms, bound " << lab.field("tcp", "bound_ms") << " ms";
     EXPECT_EQ(lab.field("udp", "verdict"), "SURVIVED");
     EXPECT_EQ(lab.field("udp", "mappings"), "1") << lab.field("udp", "seen");
+    EXPECT_EQ(lab.field("tcp6", "verdict"), "SURVIVED");  // the same stream over IPv6, NAT66 on the pair
+    EXPECT_EQ(lab.field("tcp6", "lost"), "0");
+    EXPECT_EQ(lab.field("tcp6", "error"), "");
+    expect_closing_states_as_without_failover(lab);
     EXPECT_EQ(lab.field("rst", "rst"), "0");
     EXPECT_GT(lab.number("failover", "takeover_ms"), 0);
     // The DNS-like burst before the failover (proto-udp's default: only assured UDP flows are sent): every
@@ -168,6 +189,13 @@ TEST_F(FailoverLab, WithoutStateReplicationTheStreamBreaks) {
     ASSERT_FALSE(last_.run.timed_out);
     EXPECT_EQ(last_.field("tcp", "verdict"), "BROKEN");
     EXPECT_EQ(last_.field("udp", "verdict"), "BROKEN");  // fully-random SNAT: another source port
+    EXPECT_EQ(last_.field("tcp6", "verdict"), "BROKEN");
+    // The closing connections the run with ctsync closes: fw2 has no entry and drops what would close them.
+    EXPECT_EQ(last_.field("tcp_half_closed", "verdict"), "BROKEN");
+    EXPECT_EQ(last_.field("tcp_half_closed", "fw2_at_vip"), "none");
+    EXPECT_EQ(last_.field("tcp_fin_wait", "verdict"), "BROKEN");
+    EXPECT_EQ(last_.field("tcp_time_wait", "verdict"), "BROKEN");
+    EXPECT_EQ(last_.field("tcp_time_wait", "server_last_ack_before"), "1");
     EXPECT_GT(last_.number("failover", "takeover_ms"), 0);
     EXPECT_EQ(last_.run.exit_code, 1);
 }
@@ -192,6 +220,8 @@ TEST_F(FailoverLab, TwoHundredThousandEntriesAreInTheKernelBeforeTheVipsMove) {
     EXPECT_EQ(last_.field("rst", "rst"), "0");
     EXPECT_EQ(last_.field("tcp", "verdict"), "SURVIVED");
     EXPECT_EQ(last_.field("tcp", "lost"), "0");
+    EXPECT_EQ(last_.field("tcp6", "verdict"), "SURVIVED");
+    expect_closing_states_as_without_failover(last_);
     // The failover's own promotion: one. A start-up one (fw2 won the first election before fw1 was ready)
     // is counted apart in promotions_before_cut.
     EXPECT_EQ(last_.field("promotion", "promotions_at_failover"), "1");

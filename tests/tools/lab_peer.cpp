@@ -1,7 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // lab-peer: the endpoints of lab traffic, run inside test namespaces.
-//   lab-peer tcp-server PORT        accept forever; "220 ready" banner; answers PASV with 227 (FTP-like),
-//                                   PORT with 200, anything else is echoed
+//   lab-peer tcp-server PORT [--stop-file FILE]
+//                                   accept forever; "220 ready" banner; answers PASV with 227 (FTP-like),
+//                                   PORT with 200, anything else is echoed; the client's end of file closes
+//                                   the connection, except after "HALFCLOSE N": then "seq K" every N ms
+//                                   until FILE exists (at most 300 s), then the close (a half-closed
+//                                   connection: the client's direction is shut, the server's still sends)
+//   lab-peer tcp-close HOST PORT --close-when FILE --until FILE [--halfclose-ms N] [--max-ms M]
+//                                   one connection to tcp-server: "hello" echoed, (with --halfclose-ms:
+//                                   "HALFCLOSE N"), then, once --close-when exists, shutdown(SHUT_WR) (the
+//                                   FIN) and reads to the server's end of file: "seq K" lines checked in
+//                                   order, gaps measured. Gives up 5 s after --until exists or after M ms
+//                                   (default 180000). One JSON line; exit 0 on a clean end of file with
+//                                   nothing lost and no error
 //   lab-peer tcp-client HOST PORT [--send LINE]... [--hold-ms N] [--repeat N]
 //                                   connect, send each line and wait for its answer, keep the connection open
 //                                   for N ms, exit 0 when every answer came; --repeat: that many connections,
@@ -100,11 +111,19 @@ void send_all(int fd, const std::string& s) {
     }
 }
 
-void serve(int fd) {
+bool file_exists(const std::string& path) {
+    return !path.empty() && ::access(path.c_str(), F_OK) == 0;
+}
+
+void serve(int fd, const std::string& stop_file) {
     send_all(fd, "220 ready\r\n");
     std::string line;
+    int halfclose_ms = 0;
     while (read_line(fd, line, 600000)) {
-        if (line.rfind("PASV", 0) == 0) {
+        if (line.rfind("HALFCLOSE ", 0) == 0) {
+            halfclose_ms = std::clamp(std::atoi(line.c_str() + 10), 1, 60000);
+            send_all(fd, "ok halfclose\r\n");
+        } else if (line.rfind("PASV", 0) == 0) {
             // The address of this server as the client reached it, port 10000 (39*256+16).
             sockaddr_in self{};
             socklen_t len = sizeof(self);
@@ -120,10 +139,20 @@ void serve(int fd) {
             send_all(fd, line + "\r\n");
         }
     }
+    // The client's end of file (or a timeout): after HALFCLOSE the server's direction goes on.
+    if (halfclose_ms > 0) {
+        const auto start = std::chrono::steady_clock::now();
+        for (long k = 0;
+             !file_exists(stop_file) && std::chrono::steady_clock::now() - start < std::chrono::seconds(300);
+             ++k) {
+            send_all(fd, "seq " + std::to_string(k) + "\n");
+            std::this_thread::sleep_for(std::chrono::milliseconds(halfclose_ms));
+        }
+    }
     close(fd);
 }
 
-int tcp_server(const char* port) {
+int tcp_server(const char* port, const std::string& stop_file) {
     addrinfo* ai = resolve("::", port, SOCK_STREAM, true);
     if (ai == nullptr) {
         return fail("resolve");
@@ -141,7 +170,7 @@ int tcp_server(const char* port) {
     while (true) {
         int c = accept(fd, nullptr, nullptr);
         if (c >= 0) {
-            std::thread(serve, c).detach();
+            std::thread(serve, c, stop_file).detach();
         }
     }
 }
@@ -377,10 +406,6 @@ std::int64_t epoch_ms() {
 
 std::int64_t ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
-}
-
-bool file_exists(const std::string& path) {
-    return !path.empty() && ::access(path.c_str(), F_OK) == 0;
 }
 
 std::string json_escape(const std::string& s) {
@@ -735,19 +760,142 @@ int udp_stream(const char* host, const char* port, const StreamOptions& o) {
     return report();
 }
 
+// ---- a closing connection: the client's FIN, then the server's direction to its end of file ----
+
+struct CloseOptions {
+    std::string close_when;
+    std::string until;
+    int halfclose_ms = 0;
+    std::int64_t max_ms = 180000;
+};
+
+int tcp_close(const char* host, const char* port, const CloseOptions& o) {
+    std::string error;
+    std::int64_t lines = 0;
+    std::int64_t lost = 0;
+    std::int64_t next_seq = 0;
+    std::int64_t fin_epoch = 0;
+    std::int64_t eof_epoch = 0;
+    GapMeter gaps;
+    auto report = [&] {
+        std::printf(
+            "{\"proto\":\"tcp-close\",\"halfclose\":%s,\"lines\":%lld,\"lost\":%lld,%s,\"fin_epoch_ms\":%lld,"
+            "\"eof_epoch_ms\":%lld,\"error\":\"%s\"}\n",
+            o.halfclose_ms > 0 ? "true" : "false", static_cast<long long>(lines),
+            static_cast<long long>(lost), gaps.json().c_str(), static_cast<long long>(fin_epoch),
+            static_cast<long long>(eof_epoch), json_escape(error).c_str());
+        std::fflush(stdout);
+        return error.empty() && eof_epoch > 0 && lost == 0 ? 0 : 1;
+    };
+    addrinfo* ai = resolve(host, port, SOCK_STREAM, false);
+    if (ai == nullptr) {
+        error = "cannot resolve host";
+        return report();
+    }
+    const int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        error = std::string("connect: ") + std::strerror(errno);
+        return report();
+    }
+    std::string answer;
+    if (!read_line(fd, answer, 5000)) {
+        error = "no banner";
+        return report();
+    }
+    send_all(fd, "hello\r\n");
+    if (!read_line(fd, answer, 5000) || answer != "hello") {
+        error = "no echo of hello";
+        return report();
+    }
+    if (o.halfclose_ms > 0) {
+        send_all(fd, "HALFCLOSE " + std::to_string(o.halfclose_ms) + "\r\n");
+        if (!read_line(fd, answer, 5000) || answer != "ok halfclose") {
+            error = "the server did not accept HALFCLOSE";
+            return report();
+        }
+    }
+    const auto start = Clock::now();
+    auto expired = [&] { return ms_between(start, Clock::now()) >= o.max_ms; };
+    while (!file_exists(o.close_when) && !file_exists(o.until) && !expired()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!file_exists(o.close_when)) {
+        error = "never told to close";
+        return report();
+    }
+    shutdown(fd, SHUT_WR);
+    fin_epoch = epoch_ms();
+    std::string inbuf;
+    Clock::time_point stop_at{};
+    while (true) {
+        const auto now = Clock::now();
+        if (stop_at == Clock::time_point{} && file_exists(o.until)) {
+            stop_at = now;
+        }
+        if ((stop_at != Clock::time_point{} && ms_between(stop_at, now) >= 5000) || expired()) {
+            error = "no end of file from the server";
+            break;
+        }
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0) {
+            continue;
+        }
+        char buffer[2048];
+        const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+        if (n == 0) {
+            eof_epoch = epoch_ms();
+            break;
+        }
+        if (n < 0) {
+            error = std::string("recv: ") + std::strerror(errno);
+            break;
+        }
+        inbuf.append(buffer, static_cast<std::size_t>(n));
+        for (auto eol = inbuf.find('\n'); eol != std::string::npos; eol = inbuf.find('\n')) {
+            const std::string line = inbuf.substr(0, eol);
+            inbuf.erase(0, eol + 1);
+            if (line.rfind("seq ", 0) != 0) {
+                error = "unexpected line: " + line;
+                break;
+            }
+            const std::int64_t k = std::atoll(line.c_str() + 4);
+            if (k != next_seq) {
+                lost += std::max<std::int64_t>(0, k - next_seq);
+            }
+            next_seq = k + 1;
+            ++lines;
+            gaps.arrival();
+        }
+        if (!error.empty()) {
+            break;
+        }
+    }
+    close(fd);
+    return report();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(
-            stderr,
-            "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
-            "tcp-client|udp-client|tcp-stream|udp-stream HOST PORT ... | udp-burst HOST PORT COUNT\n");
+        std::fprintf(stderr,
+                     "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
+                     "tcp-client|udp-client|tcp-stream|udp-stream|tcp-close HOST PORT ... | udp-burst HOST "
+                     "PORT COUNT\n");
         return 2;
     }
     std::string mode = argv[1];
     if (mode == "tcp-server") {
-        return tcp_server(argv[2]);
+        std::string stop_file;
+        if (argc == 5 && std::strcmp(argv[3], "--stop-file") == 0) {
+            stop_file = argv[4];
+        } else if (argc != 3) {
+            std::fprintf(stderr, "lab-peer: tcp-server PORT [--stop-file FILE]\n");
+            return 2;
+        }
+        return tcp_server(argv[2], stop_file);
     }
     if (mode == "udp-server") {
         return udp_echo(argv[2], false);
@@ -777,6 +925,37 @@ int main(int argc, char** argv) {
         }
         return mode == "tcp-stream" ? tcp_stream(argv[2], argv[3], options)
                                     : udp_stream(argv[2], argv[3], options);
+    }
+    if (mode == "tcp-close") {
+        CloseOptions options;
+        for (int i = 4; i < argc; i += 2) {
+            const std::string key = argv[i];
+            const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+            if (value == nullptr) {
+                std::fprintf(stderr, "lab-peer: %s needs a value\n", key.c_str());
+                return 2;
+            }
+            if (key == "--close-when") {
+                options.close_when = value;
+            } else if (key == "--until") {
+                options.until = value;
+            } else if (key == "--halfclose-ms") {
+                options.halfclose_ms = std::atoi(value);
+            } else if (key == "--max-ms") {
+                options.max_ms = std::atoll(value);
+            } else {
+                std::fprintf(stderr, "lab-peer: unknown option %s\n", key.c_str());
+                return 2;
+            }
+        }
+        if (options.close_when.empty() || options.until.empty() || options.halfclose_ms < 0 ||
+            options.halfclose_ms > 60000 || options.max_ms <= 0) {
+            std::fprintf(stderr,
+                         "lab-peer: tcp-close HOST PORT --close-when FILE --until FILE "
+                         "[--halfclose-ms 1-60000] [--max-ms M]\n");
+            return 2;
+        }
+        return tcp_close(argv[2], argv[3], options);
     }
     if (mode == "mcast-capture" && argc >= 6) {
         const int type = argc >= 8 && std::strcmp(argv[6], "--type") == 0 ? std::atoi(argv[7]) : -1;
