@@ -645,6 +645,7 @@ void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
                                  purpose == Purpose::kDelete ? IPCTNL_MSG_CT_DELETE : IPCTNL_MSG_CT_NEW),
                     flags, this_seq, family_of(op));
                 nfct_nlmsg_build(nlh, ct.get());
+                append_flow_attributes(nlh, *op.flow, purpose);
             } else {
                 ExpectPtr exp = encode_expectation(*op.expectation);
                 if (!exp) {

@@ -25,6 +25,14 @@ bool has_ports(std::uint8_t protocol) {
     return protocol == l4::kTcp || protocol == l4::kUdp || protocol == l4::kUdplite ||
            protocol == l4::kSctp || protocol == l4::kDccp || protocol == l4::kGre;
 }
+// NAT port bindings libnetfilter_conntrack's message builder leaves out: it writes CTA_NAT_PROTO's ports for
+// TCP and UDP only (build_mnl.c, nfct_build_protonat), so an SCTP, DCCP or UDP-Lite entry would be created
+// with its address translated and its port not (a mapping the peer never saw). For these the whole NAT
+// binding is appended by append_flow_attributes instead.
+bool nat_by_hand(const FlowState& f) {
+    return f.original.protocol == l4::kSctp || f.original.protocol == l4::kDccp ||
+           f.original.protocol == l4::kUdplite;
+}
 
 // Attribute ids of one direction, so that both tuples are read and written by the same code.
 struct TupleAttrs {
@@ -307,8 +315,10 @@ ConntrackPtr encode_flow(const FlowState& f, Purpose purpose) {
         // As conntrackd does: the reply tuple is the inverse of the original, and the kernel's NAT setup
         // turns it into the translated one from the bindings, so that it also reserves the NAT mapping.
         write_tuple(c, kRepl, invert(f.original));
-        write_nat(c, f.snat, f.original.family, ATTR_SNAT_IPV4, ATTR_SNAT_IPV6, ATTR_SNAT_PORT);
-        write_nat(c, f.dnat, f.original.family, ATTR_DNAT_IPV4, ATTR_DNAT_IPV6, ATTR_DNAT_PORT);
+        if (!nat_by_hand(f)) {
+            write_nat(c, f.snat, f.original.family, ATTR_SNAT_IPV4, ATTR_SNAT_IPV6, ATTR_SNAT_PORT);
+            write_nat(c, f.dnat, f.original.family, ATTR_DNAT_IPV4, ATTR_DNAT_IPV6, ATTR_DNAT_PORT);
+        }
         if (f.helper[0] != '\0') {
             nfct_set_attr(&c, ATTR_HELPER_NAME, f.helper.data());
         }
@@ -433,6 +443,37 @@ ExpectPtr encode_expectation(const ctsync::sdk::Expectation& e) {
         nfexp_set_attr(exp.get(), ATTR_EXP_FN, e.function.data());
     }
     return exp;
+}
+
+namespace {
+void put_nat(nlmsghdr* nlh, std::uint16_t type, const ctsync::sdk::NatBinding& nat, Family family) {
+    if (!nat.present) {
+        return;
+    }
+    nlattr* nest = mnl_attr_nest_start(nlh, type);
+    if (family == Family::kIpv6) {
+        mnl_attr_put(nlh, CTA_NAT_V6_MINIP, 16, nat.address.bytes.data());
+        mnl_attr_put(nlh, CTA_NAT_V6_MAXIP, 16, nat.address.bytes.data());
+    } else {
+        mnl_attr_put(nlh, CTA_NAT_V4_MINIP, 4, nat.address.bytes.data());
+        mnl_attr_put(nlh, CTA_NAT_V4_MAXIP, 4, nat.address.bytes.data());
+    }
+    if (nat.port != 0) {
+        nlattr* proto = mnl_attr_nest_start(nlh, CTA_NAT_PROTO);
+        mnl_attr_put_u16(nlh, CTA_PROTONAT_PORT_MIN, htons(nat.port));
+        mnl_attr_put_u16(nlh, CTA_PROTONAT_PORT_MAX, htons(nat.port));
+        mnl_attr_nest_end(nlh, proto);
+    }
+    mnl_attr_nest_end(nlh, nest);
+}
+}  // namespace
+
+void append_flow_attributes(nlmsghdr* nlh, const FlowState& flow, Purpose purpose) {
+    if (purpose != Purpose::kCreate || !nat_by_hand(flow)) {
+        return;
+    }
+    put_nat(nlh, CTA_NAT_SRC, flow.snat, flow.original.family);
+    put_nat(nlh, CTA_NAT_DST, flow.dnat, flow.original.family);
 }
 
 void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& e) {

@@ -36,6 +36,10 @@ enum class Purpose { kCreate, kUpdate, kDelete };
 ConntrackPtr encode_flow(const ctsync::sdk::FlowState& flow, Purpose purpose);
 ExpectPtr encode_expectation(const ctsync::sdk::Expectation& expectation);
 
+// A create's NAT bindings for SCTP, DCCP and UDP-Lite, which nfct_nlmsg_build (1.0.9) would write without
+// their ports: encode_flow leaves them out, this appends them, ports included, to the message it built.
+void append_flow_attributes(nlmsghdr* nlh, const ctsync::sdk::FlowState& flow, Purpose purpose);
+
 // libnetfilter_conntrack 1.0.9's nfexp_nlmsg_build leaves out the class, NAT and expectation function;
 // this appends them to a message it built.
 void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& expectation);
