@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The failover lab (issues #5, #11): live, NATed TCP connections over IPv4 and IPv6, TCP connections in their
-# closing states and a UDP session through a stateful firewall pair survive a hard failover, with the new
-# primary's kernel table complete before the virtual IPs move.
+# closing states, a UDP session and (with --sctp, in the test VM) an SCTP association through a stateful
+# firewall pair survive a hard failover, with the new primary's kernel table complete before the virtual IPs
+# move.
 #
 #   cli 192.0.2.10 ── LAN bridge ──┬── fw1 192.0.2.2 ─┐ sync veth 198.51.100.1/30 ─ .2/30 ┌─ fw2 192.0.2.3 ─┐
 #   (gw: LAN VIP 192.0.2.1)        │                  └────────────────────────────────────┘                │
@@ -17,7 +18,8 @@
 # with `fully-random` port selection: a firewall without the connection's state picks a different source
 # port for the next datagram of a UDP session, so the server sees another peer and the session is broken —
 # only a firewall that holds the replicated NAT binding keeps the mapping. keepalived (VRRP sync group G1 of
-# VI_LAN and VI_WAN, priorities 254/253, preempt) and ctsyncd (the build's binaries: source-ctnetlink, proto-tcp, one
+# VI_LAN and VI_WAN, priorities 254/253, preempt) and ctsyncd (the build's binaries: source-ctnetlink,
+# proto-tcp, proto-udp, proto-sctp, one
 # transport over the sync veth, a key file, and in `--ha fifo` mode the ha-keepalived plugin, which reads
 # keepalived's notify FIFO and holds this node's priority down through a track file until its table is
 # complete).
@@ -36,6 +38,11 @@
 # last ACK, must finish their close through fw2 once the hold is lifted at the takeover (the retransmitted FIN
 # answered, the server's LAST-ACK socket answered): CLOSED, as without a failover. Without the state, fw2
 # drops those retransmissions (BROKEN: the client never sees the EOF, the server's socket stays in LAST-ACK).
+#
+# SCTP (--sctp; docs in plugins/proto-sctp/README.md): one association (:8090, SOCK_STREAM, a line every
+# 20 ms, echoed), NATed like the TCP stream; both firewalls also drop `ct state new` SCTP packets whose first
+# chunk is not INIT, so fw2 passes it only with the replicated state and both verification tags. Its RESULT
+# line counts fw2's "invalid" and "non-INIT new" drops.
 #
 # With `--sync conntrackd` the peer does the replication instead: conntrackd (FTFW over UDP on the sync veth,
 # one per firewall in the foreground, its own lock file and socket), and keepalived's notify_master/backup/fault
@@ -60,6 +67,10 @@
 #   --entries N            inject N NATed entries into fw1's kernel before the failover; measure how many are
 #                          in fw2's kernel when the VIPs appear there (the failover waits, at most 120 s, until
 #                          fw2 holds them: ctsync's or conntrackd's external cache, with --cd-warm its kernel)
+#   --sctp                 an SCTP stream too (:8090, one association, SOCK_STREAM; the firewalls drop SCTP
+#                          packets that would start an entry with any chunk but INIT, so only replicated state
+#                          passes): needs a kernel with SCTP, i.e. the test VM (tests/lab/failover_lab_vm_test.cpp
+#                          runs `scripts/vm/vm-run.sh -- scripts/lab/failover-lab.sh --sctp ...`)
 #   --udp-burst N          before the failover, N one-shot UDP queries (DNS-like, each from its own port) from
 #                          cli to srv (default 200, 0: none); with ctsync, fw2 must not receive any of them
 #                          (proto-udp sends only assured UDP flows) and fw1 must count them held back
@@ -86,6 +97,7 @@ ADVERT_INT=1
 FAILBACK=0
 ENTRIES=0
 UDP_BURST=200
+SCTP=0
 BUILD="${CTSYNC_BUILD:-${CTSYNC_BUILD_DIR:-${ROOT}/build}}"
 PREFIX="${CTSYNC_LAB_PREFIX:-ctlab$$-}"
 KEEP=0
@@ -105,6 +117,7 @@ while (($#)); do
         --failback) FAILBACK=1 ;;
         --entries) ENTRIES="${2:?}"; shift ;;
         --udp-burst) UDP_BURST="${2:?}"; shift ;;
+        --sctp) SCTP=1 ;;
         --build) BUILD="${2:?}"; shift ;;
         --prefix) PREFIX="${2:?}"; shift ;;
         --keep) KEEP=1 ;;
@@ -143,6 +156,8 @@ for tool in ip nft conntrack keepalived sysctl; do
     command -v "${tool}" >/dev/null || die "${tool} is not installed (scripts/install-deps.sh installs it)"
 done
 [[ -x ${LAB_PEER} ]] || die "${LAB_PEER} is missing: build it first"
+((SCTP == 0)) || [[ -d /proc/sys/net/sctp ]] || modprobe -q sctp 2>/dev/null ||
+    die "--sctp needs a kernel with SCTP (this one has no sctp module): run the lab in the test VM, scripts/vm/vm-run.sh -- $0 --sctp ..."
 ((ENTRIES == 0)) || [[ -x ${CT_INJECT} ]] || die "${CT_INJECT} is missing: build it first"
 if [[ ${SYNC} == ctsync ]]; then
     for f in "${CTSYNCD}" "${CTSYNCCTL}"; do [[ -x ${f} ]] || die "${f} is missing: build it first"; done
@@ -233,6 +248,7 @@ WAN_VIP=203.0.113.1
 CLIENT=192.0.2.10
 SERVER=203.0.113.10
 TCP_PORT=8080
+SCTP_PORT=8090
 UDP_PORT=9000
 DNS_PORT=9053  # the burst's one-shot queries
 # IPv6 (fd00::/8): a stream over it through the same pair, NATed to the WAN side's IPv6 virtual address.
@@ -297,7 +313,10 @@ for fw in fw1 fw2; do
     ip -n "${ns}" link set sync0 up
 done
 
-# The firewalls' policy (see the header): state or nothing.
+# The firewalls' policy (see the header): state or nothing. SCTP likewise: an entry starts with INIT only
+# (a DATA or HEARTBEAT chunk for a flow the firewall does not know is dropped, not tracked from mid-stream).
+SCTP_RULE=""
+((SCTP == 0)) || SCTP_RULE='meta l4proto sctp ct state new sctp chunk init missing counter drop comment "dropped: non-INIT new"'
 for fw in fw1 fw2; do
     ns=$(fw_ns "${fw}")
     in_ns "${ns}" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
@@ -325,6 +344,7 @@ table inet ctlab {
     chain forward {
         type filter hook forward priority filter; policy drop;
         tcp flags & (fin | syn | rst | ack) != syn ct state new counter drop comment "dropped: non-SYN new"
+        ${SCTP_RULE}
         ct state invalid counter drop comment "dropped: invalid"
         ct state established,related accept
         iifname "lan0" oifname "wan0" ct state new accept
@@ -360,14 +380,23 @@ rst_count() {
 fw_drops() { # fw: "non-SYN new" and "invalid" drops of its forward chain
     in_ns "$(fw_ns "$1")" nft list chain inet ctlab forward |
         awk '/non-SYN new/ {for (i = 1; i < NF; i++) if ($i == "packets") n = $(i + 1)}
+             /non-INIT new/ {for (i = 1; i < NF; i++) if ($i == "packets") s = $(i + 1)}
              /"dropped: invalid"/ {for (i = 1; i < NF; i++) if ($i == "packets") v = $(i + 1)}
-             END {printf "%d non-SYN new, %d invalid", n, v}'
+             END {printf "%d non-SYN new, %d invalid", n, v; if (s != "") printf ", %d SCTP non-INIT new", s}'
+}
+fw_counter() { # fw comment: the packets of the forward chain's rule with that comment ("dropped: invalid")
+    in_ns "$(fw_ns "$1")" nft list chain inet ctlab forward |
+        awk -v c="\"$2\"" 'index($0, c) {for (i = 1; i < NF; i++) if ($i == "packets") n = $(i + 1)} END {print n + 0}'
 }
 
 ip netns exec "${NS_SRV}" "${LAB_PEER}" tcp-server "${TCP_PORT}" >"${WORK}/tcp-server.log" 2>&1 &
 PIDS+=("$!")
 ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-stream-server "${UDP_PORT}" >"${WORK}/udp-server.log" 2>&1 &
 PIDS+=("$!")
+if ((SCTP)); then
+    ip netns exec "${NS_SRV}" "${LAB_PEER}" sctp-server "${SCTP_PORT}" >"${WORK}/sctp-server.log" 2>&1 &
+    PIDS+=("$!")
+fi
 ip netns exec "${NS_SRV}" "${LAB_PEER}" udp-server "${DNS_PORT}" >"${WORK}/dns-server.log" 2>&1 &
 PIDS+=("$!")
 UNTIL="${WORK}/stop-streams"  # the streams stop when it exists (the half-closed connection's server too)
@@ -431,7 +460,7 @@ if [[ ${SYNC} == ctsync ]]; then
              "plugin_dirs": ["${BUILD}/lib/ctsync/plugins"],
              "log": {"level": "info", "file": "${dir}/ctsyncd.log"}},
   "source": {"plugin": "source-ctnetlink", "config": {"event_buffer_max_bytes": 268435456}},
-  "protos": [{"plugin": "proto-tcp"}, {"plugin": "proto-udp"}],
+  "protos": [{"plugin": "proto-tcp"}, {"plugin": "proto-udp"}, {"plugin": "proto-sctp"}],
   "transports": [${transport}],
   "security": {"keys": [{"id": 1, "file": "${WORK}/sync.key"}]}${failover}${ha}
 }
@@ -663,6 +692,14 @@ ip netns exec "${NS_CLI}" "${LAB_PEER}" tcp-stream "${SERVER6}" "${TCP_PORT}" --
     --until "${UNTIL}" --max-ms 120000 --stall-ms 20000 >"${WORK}/tcp6.json" 2>"${WORK}/tcp6.err" &
 TCP6_PID=$!
 PIDS+=("${TCP6_PID}")
+SCTP_PID=""
+if ((SCTP)); then
+    ip netns exec "${NS_CLI}" "${LAB_PEER}" sctp-stream "${SERVER}" "${SCTP_PORT}" --interval-ms "${INTERVAL_MS}" \
+        --until "${UNTIL}" --max-ms 120000 --stall-ms 20000 >"${WORK}/sctp.json" 2>"${WORK}/sctp.err" &
+    SCTP_PID=$!
+    PIDS+=("${SCTP_PID}")
+    say "SCTP: one association from ${CLIENT} to ${SERVER}:${SCTP_PORT}, a line every ${INTERVAL_MS} ms, echoed"
+fi
 # The closing connections: half-closed at once (its close-when file exists), the two others when told to,
 # just before the cut.
 touch "${WORK}/close-half"
@@ -689,7 +726,8 @@ if [[ ${SYNC} != none ]]; then
     for _ in $(seq 100); do
         table=$(fw2_table 2>/dev/null || true)
         if grep -q "src=${CLIENT} .*dport=${TCP_PORT} " <<<"${table}" && grep -q "dport=${UDP_PORT} " <<<"${table}" &&
-            grep -q "src=${CLIENT6} .*dport=${TCP_PORT} " <<<"${table}"; then
+            grep -q "src=${CLIENT6} .*dport=${TCP_PORT} " <<<"${table}" &&
+            { ((SCTP == 0)) || grep -q "src=${CLIENT} .*dport=${SCTP_PORT} " <<<"${table}"; }; then
             ok=1
             break
         fi
@@ -697,7 +735,7 @@ if [[ ${SYNC} != none ]]; then
     done
     ((ok)) || { log_tail fw1; log_tail fw2; die "fw2's ${where} did not get the streams' flows within 10 s"; }
     say "fw2's ${where} holds the streams' flows:"
-    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -6
+    ((QUIET)) || grep -E "dport=(${TCP_PORT}|${UDP_PORT}|${SCTP_PORT}) " <<<"${table}" | sed 's/^/    /' | head -6
 fi
 
 burst_ok=1
@@ -781,6 +819,8 @@ while (($(now_ms) - t_streams < 2000)); do sleep 0.05; done
 kill -0 "${TCP_PID}" 2>/dev/null || { cat "${WORK}/tcp.json" "${WORK}/tcp.err" >&2; die "the TCP stream ended before the failover"; }
 kill -0 "${UDP_PID}" 2>/dev/null || { cat "${WORK}/udp.json" "${WORK}/udp.err" >&2; die "the UDP stream ended before the failover"; }
 kill -0 "${TCP6_PID}" 2>/dev/null || { cat "${WORK}/tcp6.json" "${WORK}/tcp6.err" >&2; die "the IPv6 TCP stream ended before the failover"; }
+[[ -z ${SCTP_PID} ]] || kill -0 "${SCTP_PID}" 2>/dev/null ||
+    { cat "${WORK}/sctp.json" "${WORK}/sctp.err" >&2; die "the SCTP stream ended before the failover"; }
 
 # fw2's priority: its ctsyncd holds it at 1 (track file -253) while its table is incomplete.
 fw2_ready=n/a
@@ -902,8 +942,13 @@ resumed() { # file: "<ms after the cut> <gap ms>" of the first "resumed" event a
         match($0, /"gap_ms":[0-9]+/); gap = substr($0, RSTART + 9, RLENGTH - 9) + 0
         if (at > t) {print at - t, gap; exit}}' "$1"
 }
-tcp_resumed="" udp_resumed="" tcp6_resumed=""
+tcp_resumed="" udp_resumed="" tcp6_resumed="" sctp_resumed=""
+((SCTP)) || sctp_resumed=n/a
 while (($(now_ms) - t_vip < 10000)); do
+    if [[ -z ${sctp_resumed} ]]; then
+        sctp_resumed=$(resumed "${WORK}/sctp.err")
+        [[ -n ${sctp_resumed} ]] && say "SCTP stream: echoes again ${sctp_resumed% *} ms after the cut (no echo for ${sctp_resumed#* } ms)"
+    fi
     if [[ -z ${tcp6_resumed} ]]; then
         tcp6_resumed=$(resumed "${WORK}/tcp6.err")
         [[ -n ${tcp6_resumed} ]] && say "IPv6 TCP stream: echoes again ${tcp6_resumed% *} ms after the cut (no echo for ${tcp6_resumed#* } ms)"
@@ -916,13 +961,14 @@ while (($(now_ms) - t_vip < 10000)); do
         udp_resumed=$(resumed "${WORK}/udp.err")
         [[ -n ${udp_resumed} ]] && say "UDP stream: echoes again ${udp_resumed% *} ms after the cut (no echo for ${udp_resumed#* } ms)"
     fi
-    [[ -n ${tcp_resumed} && -n ${udp_resumed} && -n ${tcp6_resumed} ]] && break
+    [[ -n ${tcp_resumed} && -n ${udp_resumed} && -n ${tcp6_resumed} && -n ${sctp_resumed} ]] && break
     kill -0 "${TCP_PID}" 2>/dev/null || break
     sleep 0.05
 done
 [[ -n ${tcp_resumed} ]] || say "TCP stream: no echo within 10 s after the VIPs moved (fw2 dropped: $(fw_drops fw2))"
 [[ -n ${udp_resumed} ]] || say "UDP stream: no echo within 10 s after the VIPs moved"
 [[ -n ${tcp6_resumed} ]] || say "IPv6 TCP stream: no echo within 10 s after the VIPs moved"
+[[ -n ${sctp_resumed} ]] || say "SCTP stream: no echo within 10 s after the VIPs moved (fw2 dropped: $(fw_drops fw2))"
 # The two closes: the FIN_WAIT client reads the server's end of file, the server's LAST-ACK socket of the
 # TIME_WAIT connection gets its ACK (bounded: 15 s after the lift; retransmissions back off exponentially).
 finwait_done=0 timewait_done=0
@@ -1018,7 +1064,7 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 step "stop the streams"
 touch "${UNTIL}"
-for pid in "${TCP_PID}" "${UDP_PID}" "${TCP6_PID}" "${HALF_PID}" "${CLOSE_PID[${FINWAIT_PORT}]}" "${CLOSE_PID[${TIMEWAIT_PORT}]}"; do
+for pid in "${TCP_PID}" "${UDP_PID}" "${TCP6_PID}" ${SCTP_PID} "${HALF_PID}" "${CLOSE_PID[${FINWAIT_PORT}]}" "${CLOSE_PID[${TIMEWAIT_PORT}]}"; do
     for _ in $(seq 150); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
     kill -0 "${pid}" 2>/dev/null && kill -KILL "${pid}" 2>/dev/null
     wait "${pid}" 2>/dev/null || true
@@ -1062,6 +1108,14 @@ tcp6_verdict=BROKEN
     tcp6_verdict=SURVIVED
 [[ ${tcp6_verdict} == SURVIVED ]] || exit_code=1
 result "tcp6 verdict=${tcp6_verdict} gap_ms=$(field "${tcp6}" max_gap_ms) lost=$(field "${tcp6}" lost) sent=$(field "${tcp6}" sent) max_rto_ms=$(field "${tcp6}" max_rto_ms) error=\"$(field "${tcp6}" error)\""
+if ((SCTP)); then
+    sctp=$(cat "${WORK}/sctp.json")
+    sctp_verdict=BROKEN
+    [[ -n ${sctp} && -z $(field "${sctp}" error) && $(field "${sctp}" lost) -eq 0 && $(field "${sctp}" last_echo_epoch_ms) -gt ${t_vip} ]] &&
+        sctp_verdict=SURVIVED
+    [[ ${sctp_verdict} == SURVIVED ]] || exit_code=1
+    result "sctp verdict=${sctp_verdict} gap_ms=$(field "${sctp}" max_gap_ms) lost=$(field "${sctp}" lost) sent=$(field "${sctp}" sent) max_rto_ms=$(field "${sctp}" max_rto_ms) sends_deferred=$(field "${sctp}" sends_deferred) fw2_invalid=$(fw_counter fw2 "dropped: invalid") fw2_non_init_new=$(fw_counter fw2 "dropped: non-INIT new") error=\"$(field "${sctp}" error)\""
+fi
 # Closing states. Half-closed (CLOSE_WAIT): the server's direction went on through the failover with
 # nothing lost and ended with its FIN. FIN_WAIT: the close finished after the failover (the client read the
 # server's end of file). TIME_WAIT: the closed connection's late retransmission (the server's FIN, its last
@@ -1092,6 +1146,7 @@ explain "its NAT mapping (the server saw one source); BROKEN: it did not."
 say "TCP: ${tcp_verdict} — longest gap ${tcp_gap} ms, ${tcp_lost} lines lost; VRRP takeover ${takeover_ms} ms + largest TCP RTO ${tcp_rto} ms (+250 ms) = ${bound} ms: gap within it: ${within}"
 say "UDP: ${udp_verdict} — longest gap ${udp_gap} ms; the server saw ${udp_count} source(s): ${udp_mappings//\"/}"
 say "IPv6 TCP: ${tcp6_verdict} — longest gap $(field "${tcp6}" max_gap_ms) ms, $(field "${tcp6}" lost) lines lost"
+((SCTP == 0)) || say "SCTP: ${sctp_verdict} — longest gap $(field "${sctp}" max_gap_ms) ms, $(field "${sctp}" lost) lines lost"
 say "TCP half-closed (${FW1_STATE[${HALF_PORT}]}): ${half_verdict} — the server's direction: $(field "${half}" lines) lines, $(field "${half}" lost) lost, longest gap $(field "${half}" max_gap_ms) ms"
 say "TCP FIN_WAIT (${FW1_STATE[${FINWAIT_PORT}]} on fw1, ${FW2_STATE_AT_VIP[${FINWAIT_PORT}]} on fw2 at the takeover): ${finwait_verdict}"
 say "TCP TIME_WAIT (${FW1_STATE[${TIMEWAIT_PORT}]} on fw1, ${FW2_STATE_AT_VIP[${TIMEWAIT_PORT}]} on fw2 at the takeover): ${timewait_verdict}"

@@ -18,7 +18,7 @@ timeout_s=600
 mem=2048
 cpus=2
 modules=(virtio_pci 9pnet_virtio 9p overlay tipc sctp veth bridge nf_conntrack_netlink nf_tables nft_ct nft_numgen
-    nft_nat nft_chain_nat nft_masq)
+    nft_nat nft_chain_nat nft_masq nft_objref)
 die() { printf 'vm-run: %s\n' "$*" >&2; exit 125; }
 usage() { sed -n '9p' "$0" | sed 's/^# *//' >&2; exit 125; }
 

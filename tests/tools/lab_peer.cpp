@@ -29,9 +29,15 @@
 //                                   read and checked in order; TCP_INFO sampled every interval; stops sending
 //                                   when FILE exists (or after M ms), then waits up to 5 s for the echoes
 //                                   still due; an error on reset, end of file, or no echo for S ms (default
-//                                   20000) while one is due. One JSON line on stdout; exit 0 when no error
-//                                   and nothing lost. A gap of 200 ms or more between echoes is reported on
-//                                   stderr when it ends ({"event":"resumed",...}), for scripts that wait.
+//                                   20000) while one is due; a full send buffer holds a line back to the
+//                                   next interval ("sends_deferred"). One JSON line on stdout; exit 0 when
+//                                   no error and nothing lost. A gap of 200 ms or more between echoes is
+//                                   reported on stderr when it ends ({"event":"resumed",...}), for scripts
+//                                   that wait.
+//   lab-peer sctp-server PORT       tcp-server over SCTP (a one-to-one SOCK_STREAM socket, IPv4 and IPv6)
+//   lab-peer sctp-stream HOST PORT --interval-ms N --until FILE [--max-ms M] [--stall-ms S]
+//                                   tcp-stream over one SCTP association to sctp-server; "max_rto_ms" is the
+//                                   primary path's RTO (SCTP_STATUS), "retrans" stays 0
 //   lab-peer udp-stream-server PORT echo each datagram prefixed with the source it came from ("from A:P ")
 //   lab-peer udp-stream HOST PORT --interval-ms N --until FILE [--max-ms M]
 //                                   "seq K" every N ms to udp-stream-server; counts the echoes and records
@@ -39,6 +45,7 @@
 //                                   changed); waits 1 s for late echoes after stopping; one JSON line
 // Every wait is bounded; the test kills servers by PID.
 #include <arpa/inet.h>
+#include <linux/sctp.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -152,12 +159,17 @@ void serve(int fd, const std::string& stop_file) {
     close(fd);
 }
 
-int tcp_server(const char* port, const std::string& stop_file) {
+// `protocol`: IPPROTO_TCP, or IPPROTO_SCTP for a one-to-one SCTP socket (SOCK_STREAM: one association per
+// accepted socket, the same byte-stream calls).
+int tcp_server(const char* port, const std::string& stop_file, int protocol) {
     addrinfo* ai = resolve("::", port, SOCK_STREAM, true);
     if (ai == nullptr) {
         return fail("resolve");
     }
-    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM, protocol);
+    if (fd < 0) {
+        return fail("socket");
+    }
     int one = 1;
     int zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -519,20 +531,23 @@ struct GapMeter {
     }
 };
 
-int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
+int tcp_stream(const char* host, const char* port, const StreamOptions& o, int protocol) {
+    const bool sctp = protocol == IPPROTO_SCTP;
     std::int64_t sent = 0;
     std::int64_t echoed = 0;
     std::int64_t max_rto_ms = 0;
     std::int64_t retrans = 0;
+    std::int64_t sends_deferred = 0;  // lines held back for an interval by a full send buffer
     std::string error;
     GapMeter gaps;
     auto report = [&] {
         std::printf(
-            "{\"proto\":\"tcp\",\"sent\":%lld,\"echoed\":%lld,\"lost\":%lld,%s,\"max_rto_ms\":%lld,"
-            "\"retrans\":%lld,\"error\":\"%s\"}\n",
-            static_cast<long long>(sent), static_cast<long long>(echoed),
+            "{\"proto\":\"%s\",\"sent\":%lld,\"echoed\":%lld,\"lost\":%lld,%s,\"max_rto_ms\":%lld,"
+            "\"retrans\":%lld,\"sends_deferred\":%lld,\"error\":\"%s\"}\n",
+            sctp ? "sctp" : "tcp", static_cast<long long>(sent), static_cast<long long>(echoed),
             static_cast<long long>(sent - echoed), gaps.json().c_str(), static_cast<long long>(max_rto_ms),
-            static_cast<long long>(retrans), json_escape(error).c_str());
+            static_cast<long long>(retrans), static_cast<long long>(sends_deferred),
+            json_escape(error).c_str());
         std::fflush(stdout);
         return error.empty() && sent == echoed ? 0 : 1;
     };
@@ -542,9 +557,17 @@ int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
         error = "cannot resolve host";
         return report();
     }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK, protocol);
+    if (fd < 0) {
+        error = std::string("socket: ") + std::strerror(errno);
+        return report();
+    }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (sctp) {
+        setsockopt(fd, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof(one));
+    } else {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
         error = std::string("connect: ") + std::strerror(errno);
         return report();
@@ -565,6 +588,14 @@ int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
     Clock::time_point stop_at{};
     auto last_progress = Clock::now();  // the last echo, or the moment an echo became due
     auto sample_info = [&] {
+        if (sctp) {  // the primary path's retransmission timeout (ms); SCTP has no retransmission total
+            sctp_status status{};
+            socklen_t len = sizeof(status);
+            if (getsockopt(fd, IPPROTO_SCTP, SCTP_STATUS, &status, &len) == 0) {
+                max_rto_ms = std::max<std::int64_t>(max_rto_ms, status.sstat_primary.spinfo_rto);
+            }
+            return;
+        }
         tcp_info info{};
         socklen_t len = sizeof(info);
         if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
@@ -591,14 +622,20 @@ int tcp_stream(const char* host, const char* port, const StreamOptions& o) {
                 last_progress = now;  // an echo is due from now on
             }
             const std::string line = "seq " + std::to_string(sent) + "\n";
-            // Lines are tiny; the send buffer holds many seconds of them while the path is down.
+            // Lines are tiny; TCP's send buffer holds many seconds of them while the path is down. SCTP's
+            // fills sooner (each line is a chunk of its own): a full buffer holds the line back until the
+            // next interval, as a blocking writer would wait; the stall check above ends a path that never
+            // comes back.
             const ssize_t n = send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n != static_cast<ssize_t>(line.size())) {
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                ++sends_deferred;
+            } else if (n != static_cast<ssize_t>(line.size())) {
                 error = n < 0 ? std::string("send: ") + std::strerror(errno) : "send: short write";
                 break;
+            } else {
+                ++sent;
+                sample_info();
             }
-            ++sent;
-            sample_info();
             next_send += std::chrono::milliseconds(o.interval_ms);
             if (next_send < now) {
                 next_send = now + std::chrono::milliseconds(o.interval_ms);
@@ -881,8 +918,9 @@ int tcp_close(const char* host, const char* port, const CloseOptions& o) {
 int main(int argc, char** argv) {
     if (argc < 3) {
         std::fprintf(stderr,
-                     "usage: lab-peer tcp-server|udp-server|udp-stream-server PORT | "
-                     "tcp-client|udp-client|tcp-stream|udp-stream|tcp-close HOST PORT ... | udp-burst HOST "
+                     "usage: lab-peer tcp-server|sctp-server|udp-server|udp-stream-server PORT | "
+                     "tcp-client|udp-client|tcp-stream|sctp-stream|udp-stream|tcp-close HOST PORT ... | "
+                     "udp-burst HOST "
                      "PORT COUNT\n");
         return 2;
     }
@@ -895,7 +933,10 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "lab-peer: tcp-server PORT [--stop-file FILE]\n");
             return 2;
         }
-        return tcp_server(argv[2], stop_file);
+        return tcp_server(argv[2], stop_file, IPPROTO_TCP);
+    }
+    if (mode == "sctp-server") {
+        return tcp_server(argv[2], "", IPPROTO_SCTP);
     }
     if (mode == "udp-server") {
         return udp_echo(argv[2], false);
@@ -918,13 +959,15 @@ int main(int argc, char** argv) {
         }
         return udp_burst(argv[2], argv[3], count);
     }
-    if (mode == "tcp-stream" || mode == "udp-stream") {
+    if (mode == "tcp-stream" || mode == "sctp-stream" || mode == "udp-stream") {
         StreamOptions options;
-        if (!parse_stream_options(argc, argv, 4, options, mode == "tcp-stream")) {
+        if (!parse_stream_options(argc, argv, 4, options, mode != "udp-stream")) {
             return 2;
         }
-        return mode == "tcp-stream" ? tcp_stream(argv[2], argv[3], options)
-                                    : udp_stream(argv[2], argv[3], options);
+        if (mode == "udp-stream") {
+            return udp_stream(argv[2], argv[3], options);
+        }
+        return tcp_stream(argv[2], argv[3], options, mode == "tcp-stream" ? IPPROTO_TCP : IPPROTO_SCTP);
     }
     if (mode == "tcp-close") {
         CloseOptions options;
