@@ -932,8 +932,10 @@ if [[ ${SYNC} != none ]]; then
 fi
 for port in "${HALF_PORT}" "${FINWAIT_PORT}" "${TIMEWAIT_PORT}"; do FW2_STATE_AT_VIP[${port}]=$(ct_state fw2 "${port}"); done
 # The server's side recovers: the retransmissions that finish the two closes may pass now (through fw2).
-in_ns "${NS_SRV}" nft delete table inet ctlab_hold
+# The time is taken before the lift: a close that ends right after it (a busy machine can take longer to
+# return from nft than the FIN takes to arrive) must still count as after the lift.
 t_lift=$(now_ms)
+in_ns "${NS_SRV}" nft delete table inet ctlab_hold
 
 # Until both streams resumed after the cut (bounded: 10 s after the VIPs moved), then 2 s more.
 resumed() { # file: "<ms after the cut> <gap ms>" of the first "resumed" event after the cut
