@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/config/key_table.hpp"
+#include "core/metrics/http_endpoint.hpp"
 
 namespace ctsync::core {
 namespace fs = std::filesystem;
@@ -238,7 +239,19 @@ const ConfigKey kDaemonKeys[] = {
     {.name = "log",
      .type = KeyType::kObject,
      .default_json = "{}",
-     .description = "Logging: level and file."},
+     .description = "Logging: level, file, or the journal or syslog."},
+    {.name = "metrics",
+     .type = KeyType::kObject,
+     .default_json = "{}",
+     .description = "The Prometheus metrics endpoint (off unless `listen` is set)."},
+};
+
+const ConfigKey kMetricsKeys[] = {
+    {.name = "listen",
+     .type = KeyType::kString,
+     .description =
+         "ADDRESS:PORT ([IPV6]:PORT) to serve GET /metrics on, e.g. \"127.0.0.1:9469\"; unset: no "
+         "endpoint. The metrics are not authenticated: keep it on loopback or a management network."},
 };
 
 const ConfigKey kLogKeys[] = {
@@ -248,6 +261,12 @@ const ConfigKey kLogKeys[] = {
      .description = "Lowest level logged.",
      .choices = "trace|debug|info|warn|error|critical"},
     {.name = "file", .type = KeyType::kPath, .description = "Log file; standard error when unset."},
+    {.name = "target",
+     .type = KeyType::kEnum,
+     .default_json = "\"auto\"",
+     .description = "Where lines go: auto (the file when `file` is set, else standard error), stderr, file, "
+                    "journal (systemd journal, with the level as priority) or syslog (facility daemon).",
+     .choices = "auto|stderr|file|journal|syslog"},
 };
 
 const ConfigKey kSlotKeys[] = {
@@ -404,6 +423,23 @@ std::span<const ConfigKey> daemon_keys() {
 std::span<const ConfigKey> log_keys() {
     return kLogKeys;
 }
+std::span<const ConfigKey> metrics_keys() {
+    return kMetricsKeys;
+}
+std::span<const CoreSection> core_sections() {
+    static const CoreSection sections[] = {
+        {".", root_keys()},
+        {".node", node_keys()},
+        {".daemon", daemon_keys()},
+        {".daemon.log", log_keys()},
+        {".daemon.metrics", metrics_keys()},
+        {".replication", replication_keys()},
+        {".security", security_keys()},
+        {".failover", failover_keys()},
+        {"plugin slot", slot_keys()},
+    };
+    return sections;
+}
 std::span<const ConfigKey> slot_keys() {
     return kSlotKeys;
 }
@@ -472,6 +508,29 @@ std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const s
             out.log_level = log["level"].is_string() ? log["level"].get<std::string>() : "info";
             if (log["file"].is_string()) {
                 out.log_file = fs::path(log["file"].get<std::string>());
+            }
+            std::string target = log["target"].is_string() ? log["target"].get<std::string>() : "auto";
+            if (target == "auto") {
+                target = out.log_file ? "file" : "stderr";
+            }
+            if (target == "file" && !out.log_file) {
+                report.issues.push_back({".daemon.log.target", "\"file\" needs .daemon.log.file"});
+            } else if (target != "file" && out.log_file) {
+                report.issues.push_back(
+                    {".daemon.log.file", fmt::format("is set, but .daemon.log.target is \"{}\"", target)});
+            }
+            out.log_target = target;
+        }
+        if (daemon["metrics"].is_object()) {
+            nlohmann::json metrics =
+                validate_against(daemon["metrics"], kMetricsKeys, ".daemon.metrics", report.issues);
+            if (metrics["listen"].is_string()) {
+                std::string error;
+                if (!parse_listen_address(metrics["listen"].get<std::string>(), error)) {
+                    report.issues.push_back({".daemon.metrics.listen", error});
+                } else {
+                    out.metrics_listen = metrics["listen"].get<std::string>();
+                }
             }
         }
         if (!out.lock_file.empty() && out.lock_file == out.control_socket) {

@@ -27,6 +27,14 @@ std::span<const sdk::ConfigKey> root_keys();
 std::span<const sdk::ConfigKey> node_keys();
 std::span<const sdk::ConfigKey> daemon_keys();
 std::span<const sdk::ConfigKey> log_keys();
+std::span<const sdk::ConfigKey> metrics_keys();
+// Every core section with its JSON path (".", ".node", ... and "plugin slot"), in the order documented:
+// `ctsyncd --describe core` and the ctsyncd.json(5) page print them.
+struct CoreSection {
+    const char* path;
+    std::span<const sdk::ConfigKey> keys;
+};
+std::span<const CoreSection> core_sections();
 std::span<const sdk::ConfigKey> slot_keys();
 std::span<const sdk::ConfigKey> replication_keys();
 std::span<const sdk::ConfigKey> security_keys();
@@ -61,7 +69,9 @@ struct DaemonConfig {
     std::vector<std::string> plugin_dirs;
     std::string log_level;
     std::optional<std::filesystem::path> log_file;
-    std::vector<SlotEntry> slots;  // source, protos, filters, transports, ha: in that order
+    std::string log_target = "stderr";          // stderr | file | journal | syslog (auto resolved)
+    std::optional<std::string> metrics_listen;  // ADDRESS:PORT of the metrics endpoint
+    std::vector<SlotEntry> slots;               // source, protos, filters, transports, ha: in that order
     EngineOptions replication;
     std::vector<wire::KeyFile> keys;
     std::uint8_t send_key_id = 0;

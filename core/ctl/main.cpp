@@ -246,6 +246,9 @@ int main(int argc, char** argv) {
 
     auto* status = app.add_subcommand("status", "Node, role, pid, uptime, namespace, paths");
     auto* stats = app.add_subcommand("stats", "Counters and gauges");
+    bool prometheus = false;
+    stats->add_flag("--prometheus", prometheus,
+                    "The Prometheus text format, as the metrics endpoint serves it (docs/METRICS.md)");
     auto* plugins = app.add_subcommand("plugins", "Loaded plugin instances");
     auto* version = app.add_subcommand("version", "Daemon version, plugin ABI and build fingerprint");
     auto* dump =
@@ -341,7 +344,9 @@ int main(int argc, char** argv) {
     }
     auto* chosen = app.get_subcommands().front();
     core::control::Request request{chosen->get_name(), nlohmann::json::object()};
-    if (chosen == dump) {
+    if (chosen == stats && prometheus) {
+        request.command = "metrics";
+    } else if (chosen == dump) {
         request.args["cache"] = external ? "external" : "internal";
     } else if (chosen == flush) {
         request.args["target"] = flush_target;
@@ -367,6 +372,10 @@ int main(int argc, char** argv) {
     if (!reply.ok) {
         print_error(reply);
         return kExitFailure;
+    }
+    if (chosen == stats && prometheus) {
+        std::cout << reply.result.value("text", std::string());
+        return kExitOk;
     }
     if (json) {
         std::cout << reply.result.dump(2) << "\n";

@@ -15,10 +15,13 @@
 #include "core/control/server.hpp"
 #include "core/daemon/lock_file.hpp"
 #include "core/daemon/plugin_host.hpp"
+#include "core/daemon/service_notify.hpp"
 #include "core/daemon/tables.hpp"
 #include "core/failover/role_machine.hpp"
 #include "core/failover/warm_standby.hpp"
 #include "core/log/logging.hpp"
+#include "core/metrics/http_endpoint.hpp"
+#include "core/metrics/prometheus.hpp"
 #include "core/metrics/registry.hpp"
 #include "core/replication/engine.hpp"
 #include "core/version.hpp"
@@ -247,6 +250,53 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return 1;
     }
 
+    // The Prometheus endpoint (docs/METRICS.md).
+    const PrometheusInfo prometheus_info{kVersion, config.node_id, config.node_name};
+    MetricsEndpoint metrics_endpoint(io, metrics,
+                                     [&] { return render_prometheus(metrics.snapshot(), prometheus_info); });
+    if (config.metrics_listen) {
+        std::string error;
+        auto endpoint = parse_listen_address(*config.metrics_listen, error);
+        if (endpoint) {
+            error = metrics_endpoint.listen(*endpoint);
+        }
+        if (!error.empty()) {
+            log->error("event=start_failed reason=\"{}\"", error);
+            report_ready(options.ready_fd, error);
+            return 1;
+        }
+        log->info("event=metrics_listening address={}", *config.metrics_listen);
+    }
+
+    control.add("metrics", [&](const nlohmann::json&) {
+        return nlohmann::json{{"content_type", kPrometheusContentType},
+                              {"text", render_prometheus(metrics.snapshot(), prometheus_info)}};
+    });
+
+    // systemd: READY=1 once the kernel table is dumped and, on a backup, the peers' tables are in (a node
+    // keepalived put in FAULT has nothing to wait for); WATCHDOG=1 from this loop.
+    ServiceNotifier notifier(
+        io.get_executor(), metrics, *log,
+        [&] {
+            if (source != nullptr && !tables.internal_synced()) {
+                return false;
+            }
+            return roles.role() == sdk::Role::kFault || roles.ready();
+        },
+        [&] {
+            if (source != nullptr && !tables.internal_synced()) {
+                return std::string("dumping the kernel's table");
+            }
+            const auto role = sdk::to_string(roles.role());
+            if (roles.role() != sdk::Role::kFault && !roles.ready()) {
+                return fmt::format("{}: receiving the peers' tables ({} flows so far)", role,
+                                   tables.external().flow_count());
+            }
+            return fmt::format("{}: {} flows in the internal cache, {} in the external cache{}", role,
+                               tables.internal().flow_count(), tables.external().flow_count(),
+                               engine ? fmt::format(", {} live peers", engine->live_peers()) : std::string());
+        });
+
     // SIGHUP reopens the log file (logrotate's postrotate), as most daemons do.
     boost::asio::signal_set hangup(io, SIGHUP);
     std::function<void()> wait_hangup = [&] {
@@ -268,9 +318,10 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     auto shutdown = [&](const std::string& cause) {
         log->info("event=shutdown {}", cause);
         if (options.notify_systemd) {
-            ::sd_notify(0, "STOPPING=1");
+            notifier.stop();
         }
         control.close();
+        metrics_endpoint.close();
         hangup.cancel();
         signals.cancel();
         roles.stop();
@@ -304,7 +355,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         config.node_id, config.node_name, ::getpid(), host.instances().size(), config.control_socket.string(),
         config.lock_file.string(), network_namespace());
     if (options.notify_systemd) {
-        ::sd_notify(0, "READY=1");
+        notifier.start();
     }
     report_ready(options.ready_fd, {});
     io.run();

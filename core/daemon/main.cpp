@@ -105,28 +105,19 @@ nlohmann::json key_table_json(std::span<const sdk::ConfigKey> keys) {
 int describe(const std::string& name, bool json, const std::vector<std::string>& plugin_dirs,
              const fs::path& executable) {
     if (name == "core") {
-        const std::pair<const char*, std::span<const sdk::ConfigKey>> sections[] = {
-            {".", core::root_keys()},
-            {".node", core::node_keys()},
-            {".daemon", core::daemon_keys()},
-            {".daemon.log", core::log_keys()},
-            {".replication", core::replication_keys()},
-            {".security", core::security_keys()},
-            {".failover", core::failover_keys()},
-            {"plugin slot", core::slot_keys()},
-        };
+        const auto sections = core::core_sections();
         if (json) {
             nlohmann::json out = nlohmann::json::object();
-            for (const auto& [section, keys] : sections) {
-                out[section] = key_table_json(keys);
+            for (const auto& section : sections) {
+                out[section.path] = key_table_json(section.keys);
             }
             std::cout << out.dump(2) << "\n";
             return kExitOk;
         }
         std::cout << "ctsyncd core configuration " << core::kVersion << "\n";
-        for (const auto& [section, keys] : sections) {
-            std::cout << "\n" << section << "\n";
-            print_key_table(std::cout, keys);
+        for (const auto& section : sections) {
+            std::cout << "\n" << section.path << "\n";
+            print_key_table(std::cout, section.keys);
         }
         return kExitOk;
     }
@@ -340,12 +331,15 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) {
         config->log_level = log_level;
     }
-    if (daemon_mode && !config->log_file) {
+    if (daemon_mode && config->log_target == "stderr") {
         std::cerr << fmt::format(
-            "{}: .daemon.log.file: required with --daemon (standard error goes to /dev/null)\n", config_file);
+            "{}: .daemon.log.file: required with --daemon unless .daemon.log.target is journal or syslog "
+            "(standard error goes to /dev/null)\n",
+            config_file);
         return kExitConfig;
     }
-    if (std::string error = core::setup_logging(config->log_level, config->log_file); !error.empty()) {
+    if (std::string error = core::setup_logging(config->log_level, config->log_file, config->log_target);
+        !error.empty()) {
         std::cerr << "ctsyncd: " << error << "\n";
         return kExitFailure;
     }

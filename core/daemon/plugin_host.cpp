@@ -40,7 +40,7 @@ std::string PluginHost::create_all(const std::vector<SlotEntry>& slots) {
         PluginInstance instance;
         instance.slot = slot;
         instance.logger = std::make_unique<HostLogger>(slot.instance);
-        instance.metrics = std::make_unique<ScopedMetrics>(metrics_, slot.instance);
+        instance.metrics = std::make_unique<ScopedMetrics>(metrics_, slot.instance, slot.plugin);
         sdk::PluginContext context;
         context.executor = executor_;
         context.logger = instance.logger.get();

@@ -3,7 +3,10 @@
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
+#include <syslog.h>
 
 #include <mutex>
 
@@ -17,6 +20,8 @@ spdlog::level::level_enum g_level = spdlog::level::info;
 
 // ISO-8601 time with milliseconds, level, logger name, message ("event=... key=value").
 constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e%z %l [%n] %v";
+// The journal and syslog record time and priority themselves.
+constexpr const char* kSystemPattern = "[%n] %v";
 
 spdlog::sink_ptr sink_locked() {
     if (!g_sink) {
@@ -46,13 +51,24 @@ spdlog::level::level_enum to_spdlog(sdk::LogLevel level) {
 
 }  // namespace
 
-std::string setup_logging(const std::string& level, const std::optional<std::filesystem::path>& file) {
+std::string setup_logging(const std::string& level, const std::optional<std::filesystem::path>& file,
+                          const std::string& target) {
     auto parsed = spdlog::level::from_str(level == "warn" ? "warning" : level);
     if (parsed == spdlog::level::off && level != "off") {
         return "unknown log level '" + level + "'";
     }
     spdlog::sink_ptr sink;
-    if (file) {
+    const char* pattern = kPattern;
+    if (target == "journal") {
+        sink = std::make_shared<spdlog::sinks::systemd_sink_mt>("ctsyncd", /*enable_formatting=*/true);
+        pattern = kSystemPattern;
+    } else if (target == "syslog") {
+        sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("ctsyncd", LOG_PID, LOG_DAEMON,
+                                                               /*enable_formatting=*/true);
+        pattern = kSystemPattern;
+    } else if (target != "stderr" && target != "file" && !target.empty()) {
+        return "unknown log target '" + target + "'";
+    } else if (file) {
         try {
             sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file->string(), /*truncate=*/false);
         } catch (const spdlog::spdlog_ex& e) {
@@ -61,10 +77,10 @@ std::string setup_logging(const std::string& level, const std::optional<std::fil
     } else {
         sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     }
-    sink->set_pattern(kPattern);
+    sink->set_pattern(pattern);
     std::lock_guard lock(g_mutex);
     g_sink = sink;
-    g_file = file;
+    g_file = target == "journal" || target == "syslog" ? std::nullopt : file;
     g_level = parsed;
     spdlog::drop_all();
     return {};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Process-wide logging on spdlog: one sink (standard error or a file) shared by the core and every plugin
-// instance, each under its own logger name.
+// Process-wide logging on spdlog: one sink (standard error, a file, the journal or syslog) shared by the core
+// and every plugin instance, each under its own logger name.
 #pragma once
 
 #include <ctsync/sdk/host.hpp>
@@ -15,9 +15,11 @@ class logger;
 
 namespace ctsync::core {
 
-// Sets up the shared sink. `level` is one of trace|debug|info|warn|error|critical. Returns an error message
-// (empty on success), e.g. when the file cannot be opened.
-std::string setup_logging(const std::string& level, const std::optional<std::filesystem::path>& file);
+// Sets up the shared sink. `level` is one of trace|debug|info|warn|error|critical; `target` stderr, file
+// (needs `file`), journal or syslog (empty: the file when given, else standard error). Returns an error
+// message (empty on success), e.g. when the file cannot be opened.
+std::string setup_logging(const std::string& level, const std::optional<std::filesystem::path>& file,
+                          const std::string& target = {});
 
 // Reopens the log file (after logrotate moved it), for every logger. No-op when logging to standard error.
 // Returns an error message, empty on success; on failure the old file stays in use.

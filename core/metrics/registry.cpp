@@ -24,7 +24,8 @@ void MetricsRegistry::count_invalid_locked() {
     invalid.counter->add();
 }
 
-sdk::Counter& MetricsRegistry::counter(const std::string& name, const std::string& help) {
+sdk::Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
+                                       const MetricOwner& owner) {
     std::lock_guard lock(mutex_);
     if (!valid_name(name) || (entries_.count(name) != 0 && entries_[name].gauge)) {
         count_invalid_locked();
@@ -33,12 +34,14 @@ sdk::Counter& MetricsRegistry::counter(const std::string& name, const std::strin
     auto& entry = entries_[name];
     if (!entry.counter) {
         entry.help = help;
+        entry.owner = owner;
         entry.counter = std::make_unique<sdk::Counter>();
     }
     return *entry.counter;
 }
 
-sdk::Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help) {
+sdk::Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                                   const MetricOwner& owner) {
     std::lock_guard lock(mutex_);
     if (!valid_name(name) || (entries_.count(name) != 0 && entries_[name].counter)) {
         count_invalid_locked();
@@ -47,6 +50,7 @@ sdk::Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& h
     auto& entry = entries_[name];
     if (!entry.gauge) {
         entry.help = help;
+        entry.owner = owner;
         entry.gauge = std::make_unique<sdk::Gauge>();
     }
     return *entry.gauge;
@@ -57,20 +61,24 @@ std::vector<MetricSample> MetricsRegistry::snapshot() const {
     std::vector<MetricSample> out;
     for (const auto& [name, entry] : entries_) {
         if (entry.counter) {
-            out.push_back({name, "counter", entry.help, static_cast<std::int64_t>(entry.counter->value())});
+            out.push_back({name, "counter", entry.help, static_cast<std::int64_t>(entry.counter->value()),
+                           entry.owner.plugin, entry.owner.instance, entry.owner.local_name});
         } else if (entry.gauge) {
-            out.push_back({name, "gauge", entry.help, entry.gauge->value()});
+            out.push_back({name, "gauge", entry.help, entry.gauge->value(), entry.owner.plugin,
+                           entry.owner.instance, entry.owner.local_name});
         }
     }
     return out;
 }
 
 sdk::Counter& ScopedMetrics::counter(std::string_view name, std::string_view help) noexcept {
-    return registry_.counter(prefix_ + "." + std::string(name), std::string(help));
+    return registry_.counter(prefix_ + "." + std::string(name), std::string(help),
+                             {plugin_, prefix_, std::string(name)});
 }
 
 sdk::Gauge& ScopedMetrics::gauge(std::string_view name, std::string_view help) noexcept {
-    return registry_.gauge(prefix_ + "." + std::string(name), std::string(help));
+    return registry_.gauge(prefix_ + "." + std::string(name), std::string(help),
+                           {plugin_, prefix_, std::string(name)});
 }
 
 }  // namespace ctsync::core
