@@ -23,6 +23,8 @@ lab_packages=(
     # The test VM (scripts/vm/vm-run.sh): qemu under TCG, busybox for its initramfs.
     qemu-system-x86 busybox-static
     gnuplot-nox  # the benchmarks' plots (bench/plot_transport_compare.gp)
+    # The packaging tests (tests/dist/): lintian, systemd-analyze verify, groff for the man pages.
+    lintian systemd groff-base
 )
 
 missing=()

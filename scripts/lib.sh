@@ -17,8 +17,9 @@ require_root() {
 
 build() {
     step "configure (${CTSYNC_BUILD_DIR})"
+    # Prefix /usr: the distribution's layout, which the Debian packages (dist/) are built from.
     cmake -S "${CTSYNC_ROOT}" -B "${CTSYNC_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DCTSYNC_BUILD_TESTS=ON >/dev/null
+        -DCMAKE_INSTALL_PREFIX=/usr -DCTSYNC_BUILD_TESTS=ON >/dev/null
     step "build ($(nproc) jobs)"
     cmake --build "${CTSYNC_BUILD_DIR}" --parallel "$(nproc)"
 }

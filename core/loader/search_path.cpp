@@ -15,6 +15,11 @@
 #ifndef CTSYNC_INSTALL_PLUGIN_DIR
 #define CTSYNC_INSTALL_PLUGIN_DIR "/usr/local/lib/ctsync/plugins"
 #endif
+// The plugin folder relative to the installed executable's folder ("../lib/<multiarch>/ctsync/plugins"), so
+// that an installed tree unpacked elsewhere (dpkg -x, a container image) finds its own plugins.
+#ifndef CTSYNC_PLUGIN_DIR_FROM_SBIN
+#define CTSYNC_PLUGIN_DIR_FROM_SBIN "../lib/ctsync/plugins"
+#endif
 
 namespace ctsync::core {
 namespace fs = std::filesystem;
@@ -55,6 +60,11 @@ std::vector<fs::path> default_search_path(const std::vector<std::string>& config
     fs::path exe = fs::weakly_canonical(executable, ec);
     if (std::strlen(CTSYNC_BUILD_PLUGIN_DIR) > 0 && is_under(exe, CTSYNC_BUILD_DIR)) {
         dirs.emplace_back(CTSYNC_BUILD_PLUGIN_DIR);
+    } else if (!ec && exe.has_parent_path()) {
+        fs::path beside = (exe.parent_path() / CTSYNC_PLUGIN_DIR_FROM_SBIN).lexically_normal();
+        if (beside != fs::path(CTSYNC_INSTALL_PLUGIN_DIR).lexically_normal()) {
+            dirs.push_back(std::move(beside));
+        }
     }
     dirs.emplace_back(CTSYNC_INSTALL_PLUGIN_DIR);
     return dirs;

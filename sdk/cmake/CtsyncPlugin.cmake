@@ -32,6 +32,8 @@ function(ctsync_add_plugin id)
   # Unresolved symbols must fail at link time, not when ctsyncd loads the plugin.
   target_link_options(${target} PRIVATE "LINKER:--no-undefined")
   if(NOT ARG_NO_INSTALL)
-    install(TARGETS ${target} LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}/ctsync/plugins")
+    # One component per plugin: a distribution ships each as its own package, ctsync-plugin-<id>.
+    install(TARGETS ${target} LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}/ctsync/plugins"
+            COMPONENT "ctsync-plugin-${id}")
   endif()
 endfunction()
