@@ -187,6 +187,12 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
       acks_sent_(metrics.counter("replication.acks_sent", "ACK records sent")),
       bulk_requests_sent_(metrics.counter("replication.bulk_requests_sent", "bulk transfers asked for")),
       bulks_completed_(metrics.counter("replication.bulks_completed", "bulk transfers received to the end")),
+      bulks_receiving_(metrics.gauge("replication.bulks_receiving", "bulk transfers being received now")),
+      bulk_receiving_entries_(metrics.gauge("replication.bulk_receiving_entries",
+                                            "entries received so far of the bulk transfers being received")),
+      bulk_receiving_total_(
+          metrics.gauge("replication.bulk_receiving_total",
+                        "entries announced by the bulk transfers being received (0: unknown yet)")),
       relays_completed_(
           metrics.counter("replication.relays_completed",
                           "tables of gone nodes received from the peer that saw the most of them")),
@@ -1293,6 +1299,20 @@ void Engine::tick() {
         }
     }
     peers_gauge_.set(live);
+    // Bulk transfers this node is receiving: how many, and how far (progress for dashboards).
+    std::int64_t receiving = 0;
+    std::int64_t received = 0;
+    std::int64_t expected = 0;
+    for (const auto& [node, peer_ptr] : peers_) {
+        if (peer_ptr->in_bulk) {
+            ++receiving;
+            received += peer_ptr->bulk_received;
+            expected += peer_ptr->bulk_total;
+        }
+    }
+    bulks_receiving_.set(receiving);
+    bulk_receiving_entries_.set(received);
+    bulk_receiving_total_.set(expected);
     if (now - last_alive_ >= options_.alive_interval) {
         last_alive_ = now;
         wire::Alive alive;

@@ -210,6 +210,9 @@ class Engine final : public CacheObserver {
     sdk::Counter& acks_sent_;
     sdk::Counter& bulk_requests_sent_;
     sdk::Counter& bulks_completed_;
+    sdk::Gauge& bulks_receiving_;
+    sdk::Gauge& bulk_receiving_entries_;
+    sdk::Gauge& bulk_receiving_total_;
     sdk::Counter& relays_completed_;
     sdk::Counter& link_failovers_;
     sdk::Counter& suppressed_refreshes_;

@@ -353,9 +353,16 @@ TEST(Engine, LateJoinerGetsBulkAndLaggardBeyondResendQueueIsRepaired) {
     // A node that starts now asks for the whole table.
     Node b2(io, bus, 3, backup_options());
     ASSERT_EQ(b2.engine->start(), "");
+    // Its bulk's progress is in gauges while it arrives.
+    std::uint64_t most_receiving = 0;
+    std::uint64_t most_received = 0;
+    std::uint64_t total_seen = 0;
     ASSERT_TRUE(run_until(
         io,
         [&] {
+            most_receiving = std::max(most_receiving, b2.counter("bulks_receiving"));
+            most_received = std::max(most_received, b2.counter("bulk_receiving_entries"));
+            total_seen = std::max(total_seen, b2.counter("bulk_receiving_total"));
             return same_table(p.internal, b1.external, why) && same_table(p.internal, b2.external, why) &&
                    b1.engine->complete() && b2.engine->complete();
         },
@@ -364,6 +371,13 @@ TEST(Engine, LateJoinerGetsBulkAndLaggardBeyondResendQueueIsRepaired) {
         << b1.engine->status().dump(1);
     EXPECT_GE(p.counter("resend_overflows"), 1u);
     EXPECT_GE(p.counter("bulks_served"), 2u);
+    EXPECT_EQ(most_receiving, 1u);
+    EXPECT_GT(most_received, 0u);
+    EXPECT_GE(total_seen, most_received);
+    run_until(
+        io, [] { return false; }, 300ms);  // a tick after the end
+    EXPECT_EQ(b2.counter("bulks_receiving"), 0u);
+    EXPECT_GE(b2.counter("bulks_completed"), 1u);
 }
 
 TEST(Engine, WeakPolicySendsNoTimerRefreshesStrongDoes) {
