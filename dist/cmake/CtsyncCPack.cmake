@@ -69,7 +69,7 @@ foreach(id IN LISTS CTSYNC_PACKAGED_PLUGINS)
   set(CPACK_DEBIAN_${upper}_PACKAGE_NAME ${component})
   set(CPACK_DEBIAN_${upper}_PACKAGE_DEPENDS "${_abi_virtual} (>= ${CTSYNC_ABI_MAJOR}.${CTSYNC_ABI_MINOR})")
   set(CPACK_DEBIAN_${upper}_DESCRIPTION
-      "ctsync plugin ${id}\nThe ${id} plugin for ctsyncd, the connection-tracking replication\ndaemon, chosen in /etc/ctsync/ctsyncd.json by its id. Its keys: ctsyncd.json(5),\nctsyncd --describe ${id}, /usr/share/doc/${component}/README.md.")
+      "ctsync plugin ${id}\nThe ${id} plugin for ctsyncd, the connection-tracking\nreplication daemon, chosen by its id in /etc/ctsync/ctsyncd.json.\nIts keys: ctsyncd.json(5) and ctsyncd --describe ${id}.\nREADME: /usr/share/doc/${component}/.")
 endforeach()
 
 # libctsync-sdk-dev: headers, CMake package, test kit (mocks, conformance suite), the example plugin.
