@@ -9,6 +9,7 @@
 #include <set>
 
 #include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/dist/dist_test_util.hpp"
 
 namespace ctsync::test {
 namespace {
@@ -65,11 +66,7 @@ TEST(ManPages, ConfigPageHoldsEveryKeyOfEveryTable) {
             ++keys;
         }
     }
-    std::string list = CTSYNC_PACKAGED_PLUGINS;
-    for (std::size_t start = 0; start < list.size();) {
-        auto end = list.find(',', start);
-        const std::string id = list.substr(start, end == std::string::npos ? std::string::npos : end - start);
-        start = end == std::string::npos ? list.size() : end + 1;
+    for (const auto& id : packaged_plugins()) {
         auto described = nlohmann::json::parse(run({kCtsyncd, "--describe", id, "--json"}).out);
         ASSERT_NE(page.find(".SS " + id + " ("), std::string::npos) << id;
         const auto section = page.substr(page.find(".SS " + id + " ("));

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/dist/dist_test_util.hpp"
 
 namespace ctsync::test {
 namespace {
@@ -22,18 +23,7 @@ const std::string kVersion = CTSYNC_VERSION "-1";
 const std::string kMultiarch = CTSYNC_MULTIARCH_LIBDIR;  // "lib/x86_64-linux-gnu"
 
 std::vector<std::string> plugins() {
-    std::vector<std::string> out;
-    std::string list = CTSYNC_PACKAGED_PLUGINS;
-    std::size_t start = 0;
-    while (start < list.size()) {
-        auto end = list.find(',', start);
-        out.push_back(list.substr(start, end == std::string::npos ? std::string::npos : end - start));
-        if (end == std::string::npos) {
-            break;
-        }
-        start = end + 1;
-    }
-    return out;
+    return packaged_plugins();
 }
 
 fs::path deb(const std::string& package) {
