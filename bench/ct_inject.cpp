@@ -3,12 +3,14 @@
 // benchmarks, and the event-burst generator for the overrun test. Deliberately independent of ctsync's own
 // writer (source-ctnetlink), so that it can measure it.
 //
-//   ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] [--batch-bytes B]
+//   ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] [--batch-bytes B] [--rate R]
 //
 // Entry i (from K): TCP ESTABLISHED 192.0.2.(1+i/60000):(1024+i%60000) -> 198.51.100.10:80, timeout 600 s;
 // with --nat, SNAT to 203.0.113.(1+i/60000):(1024+i%60000); with --snat-to ADDR, SNAT to the one IPv4
 // address ADDR (a firewall's virtual IP) port 1024+i%60000, the destination port then being 80+i/60000 so
-// that every reply tuple stays unique. Prints one line: entries, ms, entries/s, errors.
+// that every reply tuple stays unique. With --rate R, batches are paced so that entry i is not sent before
+// i / R seconds (a burst at a target rate, not the kernel's fastest). Prints one line: entries, ms,
+// entries/s, errors.
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
@@ -20,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -31,6 +34,7 @@ struct Options {
     bool nat = false;
     std::uint32_t snat_to = 0;  // network order; 0: per-entry addresses (--nat)
     std::size_t batch_bytes = 128 * 1024;
+    double rate = 0;  // entries per second; 0: as fast as the kernel takes them
 };
 
 std::uint32_t v4(int a, int b, int c, int d) {
@@ -89,10 +93,16 @@ int main(int argc, char** argv) {
             o.nat = true;
         } else if (a == "--batch-bytes") {
             o.batch_bytes = static_cast<std::size_t>(std::atol(next()));
+        } else if (a == "--rate") {
+            o.rate = std::atof(next());
+            if (!(o.rate > 0 && o.rate <= 1e8)) {
+                std::fprintf(stderr, "ct-inject: --rate must be a number of entries/s in (0, 1e8]\n");
+                return 2;
+            }
         } else {
             std::fprintf(stderr,
                          "usage: ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] "
-                         "[--batch-bytes B]\n");
+                         "[--batch-bytes B] [--rate R]\n");
             return 2;
         }
     }
@@ -115,6 +125,11 @@ int main(int argc, char** argv) {
     long i = o.first;
     const long end = o.first + o.count;
     while (i < end) {
+        if (o.rate > 0) {
+            std::this_thread::sleep_until(start +
+                                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                              std::chrono::duration<double>((i - o.first) / o.rate)));
+        }
         std::size_t used = 0;
         nlmsghdr* last = nullptr;
         const std::uint32_t first_seq = seq;

@@ -96,9 +96,11 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     std::vector<std::pair<std::string, sdk::Transport*>> transports;
     std::vector<std::pair<std::string, sdk::HaAdapter*>> adapters;
     ProtoTable protos;
+    std::uint32_t source_abi_minor = 0;
     for (const auto& instance : host.instances()) {
         if (auto* s = instance.as<sdk::Source>()) {
             source = s;
+            source_abi_minor = instance.slot.loaded->descriptor->abi_minor;
         } else if (auto* f = instance.as<sdk::Filter>()) {
             filters.push_back(f);
         } else if (auto* t = instance.as<sdk::Transport>()) {
@@ -116,6 +118,8 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     HostLogger tables_log("ctsyncd");
     Tables tables(metrics, tables_log, source, filters);
     tables.set_protos(&protos);
+    // Source::concurrent_writes exists from ABI 1.2 on: older sources are written on the loop only.
+    tables.set_writes_off_loop(source != nullptr && source_abi_minor >= 2 && source->concurrent_writes());
 
     // Replication: only with transports; every datagram is authenticated with the configured keys.
     HostLogger replication_log("replication");
@@ -330,6 +334,9 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
             tables.internal().set_observer(nullptr);
         }
         tables.external().set_observer(nullptr);
+        if (standby) {
+            standby->stop();  // its writer thread uses the source: it ends before the plugins stop
+        }
         host.stop_all();
         io.stop();
     };

@@ -148,13 +148,28 @@ nlohmann::json Tables::commit(const nlohmann::json&) {
 nlohmann::json Tables::write_entries(std::vector<sdk::FlowState> upserts,
                                      const std::vector<sdk::FlowState>& deletes, bool expectations,
                                      std::string_view event, bool routine) {
-    sdk::Source& source = require_source();
-    const auto started = std::chrono::steady_clock::now();
+    adjust_for_commit(upserts);
+    return write_ops(upserts, deletes, expectations, event, routine);
+}
+
+void Tables::adjust_for_commit(std::vector<sdk::FlowState>& flows) const {
     if (protos_ != nullptr) {
-        for (auto& f : upserts) {
+        for (auto& f : flows) {
             protos_->adjust_for_commit(f);
         }
     }
+}
+
+nlohmann::json Tables::write_adjusted(const std::vector<sdk::FlowState>& upserts,
+                                      const std::vector<sdk::FlowState>& deletes, std::string_view event) {
+    return write_ops(upserts, deletes, false, event, /*routine=*/true);
+}
+
+nlohmann::json Tables::write_ops(const std::vector<sdk::FlowState>& upserts,
+                                 const std::vector<sdk::FlowState>& deletes, bool expectations,
+                                 std::string_view event, bool routine) {
+    sdk::Source& source = require_source();
+    const auto started = std::chrono::steady_clock::now();
     // Masters first: an expectation can only be created once its master exists.
     std::vector<sdk::WriteOp> ops;
     ops.reserve(upserts.size() + deletes.size() + (expectations ? external_.expectation_count() : 0));
@@ -170,7 +185,11 @@ nlohmann::json Tables::write_entries(std::vector<sdk::FlowState> upserts,
             ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
         });
     }
-    sdk::WriteReport report = ops.empty() ? sdk::WriteReport{} : source.write(ops);
+    sdk::WriteReport report;
+    if (!ops.empty()) {
+        std::lock_guard lock(write_mutex_);
+        report = source.write(ops);
+    }
     const auto ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (!routine) {
@@ -228,7 +247,11 @@ nlohmann::json Tables::flush(const nlohmann::json& args) {
         log_.info(fmt::format("event=flush target=internal removed={} action=resync", n));
         return {{"target", target}, {"removed", n}};
     }
-    sdk::WriteReport report = source.flush();
+    sdk::WriteReport report;
+    {
+        std::lock_guard lock(write_mutex_);
+        report = source.flush();
+    }
     log_.info(fmt::format("event=flush target=kernel failed={}", report.failed));
     if (report.failed != 0) {
         throw std::runtime_error("kernel flush failed: " +

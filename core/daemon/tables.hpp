@@ -8,6 +8,7 @@
 #include <ctsync/sdk/filter.hpp>
 #include <ctsync/sdk/source.hpp>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -45,6 +46,18 @@ class Tables {
     nlohmann::json write_entries(std::vector<sdk::FlowState> upserts,
                                  const std::vector<sdk::FlowState>& deletes, bool expectations,
                                  std::string_view event, bool routine = false);
+    // The proto handlers' adjustment of entries about to be written (on the executor thread: proto handlers
+    // run there only).
+    void adjust_for_commit(std::vector<sdk::FlowState>& flows) const;
+    // A routine write of flows already adjusted (adjust_for_commit), without expectations: the warm
+    // standby's. Thread-safe when writes_off_loop(): it touches only the source's writer and atomic
+    // counters, and every write into the kernel (this one, write_entries, flush) is serialised by one lock.
+    nlohmann::json write_adjusted(const std::vector<sdk::FlowState>& upserts,
+                                  const std::vector<sdk::FlowState>& deletes, std::string_view event);
+    // The source may be written from a thread other than the executor's (Source::concurrent_writes, ABI
+    // 1.2; set by the daemon, which knows the plugin's ABI minor).
+    void set_writes_off_loop(bool on) { writes_off_loop_ = on; }
+    bool writes_off_loop() const { return writes_off_loop_; }
     // The internal cache holds a complete dump of the kernel table.
     bool internal_synced() const;
     // The source, or null (no kernel to write).
@@ -56,11 +69,16 @@ class Tables {
   private:
     sdk::Source& require_source() const;
     void refresh_external_gauges();
+    nlohmann::json write_ops(const std::vector<sdk::FlowState>& upserts,
+                             const std::vector<sdk::FlowState>& deletes, bool expectations,
+                             std::string_view event, bool routine);
 
     MetricsRegistry& metrics_;
     sdk::Logger& log_;
     sdk::Source* source_;
     const ProtoTable* protos_ = nullptr;
+    bool writes_off_loop_ = false;
+    std::mutex write_mutex_;  // one write into the kernel at a time (the warm standby's thread, the loop)
     std::vector<sdk::Filter*> filters_;
     FlowCache internal_;
     FlowCache external_;

@@ -22,10 +22,72 @@ WarmStandby::WarmStandby(boost::asio::any_io_executor executor, Tables& tables, 
       failed_(metrics.counter("failover.standby_failed",
                               "warm standby: writes the kernel refused (deletes of entries already gone "
                               "included)")),
-      batches_(metrics.counter("failover.standby_batches", "warm standby: kernel writes")) {}
+      batches_(metrics.counter("failover.standby_batches", "warm standby: kernel writes")),
+      threaded_(tables.writes_off_loop()) {
+    if (threaded_) {
+        writer_ = std::thread([this] { run_writer(); });
+    }
+}
 
 WarmStandby::~WarmStandby() {
+    stop();
     *alive_ = false;
+}
+
+void WarmStandby::stop() {
+    if (!writer_.joinable()) {
+        return;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    writer_.join();
+}
+
+// The writer thread: one batch at a time, its outcome posted back to the loop.
+void WarmStandby::run_writer() {
+    for (;;) {
+        Batch batch;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stopping_ || handed_.has_value(); });
+            if (!handed_) {
+                return;  // stopping, nothing left to write
+            }
+            batch = std::move(*handed_);
+            handed_.reset();
+            writing_ = true;
+        }
+        nlohmann::json report;
+        try {
+            report = tables_.write_adjusted(batch.upserts, batch.deletes, "standby_write");
+        } catch (const std::exception& e) {
+            report = {{"failed", batch.upserts.size() + batch.deletes.size()}, {"error", e.what()}};
+        }
+        const std::size_t n_up = batch.upserts.size();
+        const std::size_t n_del = batch.deletes.size();
+        {
+            std::lock_guard lock(mutex_);
+            writing_ = false;
+        }
+        idle_.notify_all();
+        boost::asio::post(executor_, [this, alive = alive_, report = std::move(report), n_up, n_del] {
+            if (*alive) {
+                in_flight_ = false;
+                written(report, n_up, n_del);
+            }
+        });
+    }
+}
+
+void WarmStandby::wait_idle() {
+    if (!threaded_) {
+        return;
+    }
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [&] { return !handed_.has_value() && !writing_; });
 }
 
 void WarmStandby::set_active(bool active) {
@@ -33,16 +95,19 @@ void WarmStandby::set_active(bool active) {
         return;
     }
     active_ = active;
+    wait_idle();  // a batch being written finishes first: the new role's writes never race it
     pending_.clear();
     order_.clear();
     if (active) {
         tables_.external().for_each_flow([&](const sdk::FlowState& f) { queue(f.key(), std::nullopt); });
     }
     pending_gauge_.set(static_cast<std::int64_t>(order_.size()));
-    log_.info(fmt::format("event=warm_standby state={} queued={}", active ? "on" : "off", order_.size()));
+    log_.info(fmt::format("event=warm_standby state={} queued={} writer={}", active ? "on" : "off",
+                          order_.size(), threaded_ ? "thread" : "loop"));
 }
 
 WarmStandby::Pending WarmStandby::take_pending() {
+    wait_idle();
     Pending out;
     for (const auto& key : order_) {
         auto it = pending_.find(key);
@@ -99,12 +164,11 @@ void WarmStandby::schedule() {
 }
 
 void WarmStandby::drain() {
-    if (!active_ || order_.empty()) {
-        return;
+    if (!active_ || order_.empty() || in_flight_) {
+        return;  // a batch in flight: its completion drains again
     }
-    std::vector<sdk::FlowState> upserts;
-    std::vector<sdk::FlowState> deletes;
-    while (!order_.empty() && upserts.size() + deletes.size() < batch_) {
+    Batch batch;
+    while (!order_.empty() && batch.upserts.size() + batch.deletes.size() < batch_) {
         sdk::FlowKey key = order_.front();
         order_.pop_front();
         auto it = pending_.find(key);
@@ -112,30 +176,44 @@ void WarmStandby::drain() {
             continue;
         }
         if (it->second) {
-            deletes.push_back(std::move(*it->second));
+            batch.deletes.push_back(std::move(*it->second));
         } else if (const auto* flow = tables_.external().find(key)) {
-            upserts.push_back(*flow);
+            batch.upserts.push_back(*flow);
         }
         pending_.erase(it);
     }
     pending_gauge_.set(static_cast<std::int64_t>(order_.size()));
-    if (upserts.empty() && deletes.empty()) {
+    if (batch.upserts.empty() && batch.deletes.empty()) {
         return;
     }
-    const std::size_t n_up = upserts.size();
-    const std::size_t n_del = deletes.size();
+    tables_.adjust_for_commit(batch.upserts);  // proto handlers run on the loop only
+    if (threaded_) {
+        in_flight_ = true;
+        {
+            std::lock_guard lock(mutex_);
+            handed_ = std::move(batch);
+        }
+        wake_.notify_one();
+        return;
+    }
     nlohmann::json report;
     try {
-        report = tables_.write_entries(std::move(upserts), deletes, false, "standby_write", /*routine=*/true);
+        report = tables_.write_adjusted(batch.upserts, batch.deletes, "standby_write");
     } catch (const std::exception& e) {
-        log_.error(fmt::format("event=standby_write_failed reason=\"{}\"", e.what()));
-        return;
+        report = {{"failed", batch.upserts.size() + batch.deletes.size()}, {"error", e.what()}};
     }
-    batches_.add();
-    const auto failed = report.value("failed", std::uint64_t{0});
-    failed_.add(failed);
-    written_.add(n_up);
-    deleted_.add(n_del);
+    written(report, batch.upserts.size(), batch.deletes.size());
+}
+
+void WarmStandby::written(const nlohmann::json& report, std::size_t upserts, std::size_t deletes) {
+    if (auto error = report.find("error"); error != report.end()) {
+        log_.error(fmt::format("event=standby_write_failed reason=\"{}\"", error->get<std::string>()));
+    } else {
+        batches_.add();
+        failed_.add(report.value("failed", std::uint64_t{0}));
+        written_.add(upserts);
+        deleted_.add(deletes);
+    }
     if (!order_.empty()) {
         schedule();  // the loop runs first: replication and timers are not held up by a long backlog
     }

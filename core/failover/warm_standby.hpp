@@ -4,18 +4,27 @@
 // addresses move — OpenBSD's pfsync keeps its backups' state tables the same way. Becoming primary then only
 // writes what is still pending (see RoleMachine). ADR-031 in docs/DECISIONS.md.
 //
-// It watches the external cache (CacheObserver) and keeps the keys that changed since they were last written;
-// a write of at most `batch` entries runs from the event loop, and the loop runs between batches, so a bulk
-// transfer of 200k entries never stalls the replication engine. Expectations are not written here: they are
-// few and short-lived, and the promotion commit writes them all.
+// It watches the external cache (CacheObserver) and keeps the keys that changed since they were last written.
+// Batches of at most `batch` entries are written by a thread of its own when the source allows it
+// (Source::concurrent_writes, ABI 1.2): the loop only copies the entries out of the external cache and hands
+// them over, so receiving replication never waits on the kernel, and while one batch is written the next
+// one gathers (a burst is written in batches as large as `batch`). One batch is in flight at a time: the
+// writes reach the kernel in the order the changes came. With a source that writes on the executor only,
+// a batch is written from the loop, and the loop runs between batches. Either way a bulk of 200k entries
+// never stalls the replication engine. Expectations are not written here: they are few and short-lived,
+// and the promotion commit writes them all. ADR-031, ADR-037.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <condition_variable>
 #include <cstdint>
 #include <ctsync/sdk/host.hpp>
 #include <ctsync/sdk/source.hpp>
 #include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -38,16 +47,21 @@ class WarmStandby final : public CacheObserver {
     // Off (this node is primary): nothing is written and what was pending is forgotten.
     void set_active(bool active);
     bool active() const { return active_; }
-    // Nothing is waiting to be written.
-    bool caught_up() const { return order_.empty(); }
+    // Nothing is waiting to be written, and no batch is being written.
+    bool caught_up() const { return order_.empty() && !in_flight_; }
     std::size_t pending() const { return order_.size(); }
+    // Whether batches are written by the standby's own thread.
+    bool threaded() const { return threaded_; }
     // Hands over what is still pending (upserts: the keys; deletes: the last state) and forgets it: a new
-    // primary writes it in its commit.
+    // primary writes it in its commit. A batch being written is first waited for (it is in the kernel when
+    // this returns), so that the commit never races it.
     struct Pending {
         std::vector<sdk::FlowKey> upserts;
         std::vector<sdk::FlowState> deletes;
     };
     Pending take_pending();
+    // Waits for the batch being written, then ends the writer thread. Before the source is stopped.
+    void stop();
 
     // CacheObserver (the external cache)
     void flow_changed(std::uint32_t id, const sdk::FlowState* before, const sdk::FlowState& after) override;
@@ -56,9 +70,16 @@ class WarmStandby final : public CacheObserver {
     void expectation_removed(const sdk::Expectation&) override {}
 
   private:
+    struct Batch {
+        std::vector<sdk::FlowState> upserts;  // adjusted for the kernel
+        std::vector<sdk::FlowState> deletes;
+    };
     void queue(const sdk::FlowKey& key, std::optional<sdk::FlowState> removed);
     void schedule();
     void drain();
+    void written(const nlohmann::json& report, std::size_t upserts, std::size_t deletes);
+    void run_writer();
+    void wait_idle();
 
     boost::asio::any_io_executor executor_;
     Tables& tables_;
@@ -75,6 +96,17 @@ class WarmStandby final : public CacheObserver {
     sdk::Counter& deleted_;
     sdk::Counter& failed_;
     sdk::Counter& batches_;
+    // A batch handed to the writer thread whose completion has not yet run on the loop.
+    bool in_flight_ = false;
+    const bool threaded_;
+    // Shared with the writer thread, under mutex_.
+    std::mutex mutex_;
+    std::condition_variable wake_;  // a batch for the thread, or stop
+    std::condition_variable idle_;  // the thread finished its batch
+    std::optional<Batch> handed_;
+    bool writing_ = false;
+    bool stopping_ = false;
+    std::thread writer_;
 };
 
 }  // namespace ctsync::core

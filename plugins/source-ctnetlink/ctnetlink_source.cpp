@@ -129,6 +129,7 @@ CtnetlinkSource::CtnetlinkSource(const ctsync::sdk::PluginContext& context, Sour
       batch_timer_(context.executor),
       buffer_(kReceiveBufferBytes),
       write_buffer_(options.write_batch_bytes + kMaxMessageBytes),
+      write_ack_buffer_(kReceiveBufferBytes),
       events_new_(context.metrics->counter("events_new", "NEW events read from the kernel")),
       events_update_(context.metrics->counter("events_update", "UPDATE events read from the kernel")),
       events_destroy_(context.metrics->counter("events_destroy", "DESTROY events read from the kernel")),
@@ -774,8 +775,8 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
             flows.size() >= kParallelWriteThreshold ? std::min(options_.write_threads, flows.size()) : 1;
         if (threads <= 1) {
             PassResult r;
-            send_pass(ops, flows, *writer_, options_.write_batch_bytes, write_buffer_, buffer_, write_seq_,
-                      r);
+            send_pass(ops, flows, *writer_, options_.write_batch_bytes, write_buffer_, write_ack_buffer_,
+                      write_seq_, r);
             retry.insert(retry.end(), r.retry.begin(), r.retry.end());
             merge(r);
         } else {
@@ -827,8 +828,8 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                 continue;
             }
             PassResult r;
-            send_pass(ops, *pass, *writer_, options_.write_batch_bytes, write_buffer_, buffer_, write_seq_,
-                      r);
+            send_pass(ops, *pass, *writer_, options_.write_batch_bytes, write_buffer_, write_ack_buffer_,
+                      write_seq_, r);
             if (pass == &expectations) {
                 retry.insert(retry.end(), r.retry.begin(), r.retry.end());
             }
@@ -872,11 +873,12 @@ ctsync::sdk::WriteReport CtnetlinkSource::flush() noexcept {
         if (mnl_socket_sendto(writer_->get(), nlh, nlh->nlmsg_len) < 0) {
             code = errno;
         } else {
-            ssize_t n = mnl_socket_recvfrom(writer_->get(), buffer_.data(), buffer_.size());
+            ssize_t n =
+                mnl_socket_recvfrom(writer_->get(), write_ack_buffer_.data(), write_ack_buffer_.size());
             if (n < 0) {
                 code = errno;
-            } else if (mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), seq, writer_->portid(),
-                                  nullptr, nullptr) == MNL_CB_ERROR) {
+            } else if (mnl_cb_run(write_ack_buffer_.data(), static_cast<std::size_t>(n), seq,
+                                  writer_->portid(), nullptr, nullptr) == MNL_CB_ERROR) {
                 code = errno;
             }
         }

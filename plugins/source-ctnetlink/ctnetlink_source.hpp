@@ -72,6 +72,7 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     void request_dump() noexcept override;
     ctsync::sdk::WriteReport write(std::span<const ctsync::sdk::WriteOp> ops) noexcept override;
     ctsync::sdk::WriteReport flush() noexcept override;
+    bool concurrent_writes() const noexcept override { return true; }
     bool attach_event_filter(std::span<const ctsync::sdk::BpfInstruction> program,
                              std::string& error) noexcept override;
 
@@ -110,8 +111,11 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     boost::asio::steady_timer dump_retry_;
     boost::asio::steady_timer resync_timer_;
     boost::asio::steady_timer batch_timer_;
-    std::vector<char> buffer_;
+    std::vector<char> buffer_;  // events and dumps (the executor thread)
+    // write() and flush() touch only writer_, write_buffer_, write_ack_buffer_, write_seq_ and atomic
+    // counters: they may run on a host thread while the executor reads events (concurrent_writes()).
     std::vector<char> write_buffer_;
+    std::vector<char> write_ack_buffer_;
 
     DumpPhase dump_phase_ = DumpPhase::kIdle;
     std::uint32_t dump_seq_ = 0;

@@ -18,7 +18,8 @@ inline namespace CTSYNC_SDK_ABI_NAMESPACE {
 // are appended to an interface; the host accepts plugins of its own or an older minor.
 inline constexpr std::uint32_t kAbiMajor = 1;
 // 1.1: TransportSink::on_peer_state (per-peer up/down from transports that supervise peers).
-inline constexpr std::uint32_t kAbiMinor = 1;
+// 1.2: Source::concurrent_writes (a source whose write() may run off the executor thread).
+inline constexpr std::uint32_t kAbiMinor = 2;
 
 // Name of the single symbol every plugin exports (through BOOST_DLL_ALIAS). It is unversioned on purpose:
 // the host must find it in a plugin of any ABI to tell the operator which ABI that plugin was built for.

@@ -82,6 +82,14 @@ class Source : public Plugin {
     // kernel refuses it; the previous filter then stays in place.
     virtual bool attach_event_filter(std::span<const BpfInstruction> program,
                                      std::string& error) noexcept = 0;
+
+    // ABI 1.2. True when write() may be called from a thread of the host's other than the executor's, while
+    // the executor thread goes on running the rest of the source (events, dumps). The host still makes one
+    // call of write() or flush() at a time, never two at once, and calls nothing else off the executor. A
+    // warm standby writes from such a thread so that receiving replication never waits on the kernel. The
+    // host asks only plugins built for ABI 1.2 or later (older ones lack this function) and otherwise writes
+    // on the executor thread, as before.
+    virtual bool concurrent_writes() const noexcept { return false; }
 };
 
 }  // namespace CTSYNC_SDK_ABI_NAMESPACE

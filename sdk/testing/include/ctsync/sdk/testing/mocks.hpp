@@ -79,6 +79,7 @@ class MockSource : public Source {
     MOCK_METHOD(WriteReport, flush, (), (noexcept, override));
     MOCK_METHOD(bool, attach_event_filter, (std::span<const BpfInstruction> program, std::string& error),
                 (noexcept, override));
+    MOCK_METHOD(bool, concurrent_writes, (), (const, noexcept, override));
 };
 
 class MockProtoHandler : public ProtoHandler {
