@@ -20,6 +20,7 @@
 #   CTSYNC_BENCH_KEEP=1 in the work directory it names, with each node's `ctsyncctl stats`.
 #   MODES="warm cold" (default both): warm = ctsync's default warm standby against conntrackd with
 #   DisableExternalCache On (both write every entry into the backup's kernel); cold = external cache only.
+#   IMPLS=ctsync (investigating only): leaves conntrackd out; the table then has no ratios.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CTSYNC_BUILD_DIR:-${ROOT}/build}/bin"
@@ -27,6 +28,7 @@ N="${1:-200000}"
 RATE="${2:-100000}"
 REPS="${3:-3}"
 MODES="${MODES:-warm cold}"
+IMPLS="${IMPLS:-ctsync conntrackd}"
 source "${ROOT}/bench/lib.sh"
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 for tool in ctsyncd ctsyncctl ct-inject; do
@@ -138,7 +140,7 @@ echo
 declare -A R
 for mode in ${MODES}; do
     for rep in $(seq "${REPS}"); do
-        for impl in ctsync conntrackd; do  # alternating: A B A B ...
+        for impl in ${IMPLS}; do  # alternating: A B A B ...
             echo "  [${mode} ${rep}/${REPS}] ${impl}" >&2
             run "${impl}" "${mode}"
             line=$(cat "${WORK}/result")
@@ -150,15 +152,15 @@ done
 
 col() { # key field: the field of every repetition
     local IFS=';'
-    for line in ${R[$1]}; do awk -v f="$2" '{print $f}' <<<"${line}"; done
+    for line in ${R[$1]:-}; do awk -v f="$2" '{print $f}' <<<"${line}"; done
 }
 per_entry() { # key field: field / N, each repetition
     local IFS=';'
-    for line in ${R[$1]}; do awk -v f="$2" -v n="${N}" '{printf "%.2f\n", $f / n}' <<<"${line}"; done
+    for line in ${R[$1]:-}; do awk -v f="$2" -v n="${N}" '{printf "%.2f\n", $f / n}' <<<"${line}"; done
 }
 late() { # key field: field - inject_ms (how long after the injection ended)
     local IFS=';'
-    for line in ${R[$1]}; do awk -v f="$2" '{ if ($f ~ /^[0-9]+$/) print $f - $1; else print $f }' <<<"${line}"; done
+    for line in ${R[$1]:-}; do awk -v f="$2" '{ if ($f ~ /^[0-9]+$/) print $f - $1; else print $f }' <<<"${line}"; done
 }
 
 echo "Medians of ${REPS} runs (min–max). Times in ms from the start of the injection; \"after\" = after the injection ended."
@@ -168,7 +170,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for mode in ${MODES}; do
     for impl in ctsync conntrackd; do
         k="${mode}.${impl}"
-        epd=$(IFS=';'; for line in ${R[$k]}; do awk -v n="${N}" '{ if ($7 > 0) printf "%.1f\n", n / $7 }' <<<"${line}"; done)
+        epd=$(IFS=';'; for line in ${R[$k]:-}; do awk -v n="${N}" '{ if ($7 > 0) printf "%.1f\n", n / $7 }' <<<"${line}"; done)
         echo "| ${mode} | ${impl} | $(stat $(col "$k" 1)) | $(stat $(col "$k" 2)) | $(stat $(late "$k" 2)) | $(stat $(col "$k" 3)) | $(stat $(late "$k" 3)) | $(stat $(per_entry "$k" 4)) | $(stat $(per_entry "$k" 5)) | $(stat $(per_entry "$k" 6)) | $(stat ${epd}) |"
     done
 done

@@ -2,6 +2,7 @@
 #include "core/cache/flow_cache.hpp"
 
 #include <cstring>
+#include <random>
 
 namespace ctsync::core {
 namespace {
@@ -37,11 +38,14 @@ struct Hasher {
 
 }  // namespace
 
+// Random per process: the keys come from traffic and peers (see sdk::hash_flow_key).
+const std::uint64_t kFlowKeySeed = [] {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device();
+}();
+
 std::size_t FlowKeyHash::operator()(const sdk::FlowKey& key) const noexcept {
-    Hasher h;
-    h.zone(key.zone);
-    h.tuple(key.original);
-    return static_cast<std::size_t>(h.h);
+    return sdk::hash_flow_key(key, kFlowKeySeed);
 }
 
 std::size_t ExpectationKeyHash::operator()(const ExpectationKey& key) const noexcept {

@@ -13,8 +13,10 @@
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -143,7 +145,20 @@ CtnetlinkSource::CtnetlinkSource(const ctsync::sdk::PluginContext& context, Sour
       writes_applied_(context.metrics->counter("writes_applied", "entries written into the kernel")),
       writes_failed_(context.metrics->counter("writes_failed", "entries the kernel refused")),
       write_batches_(context.metrics->counter("write_batches", "netlink batches sent")),
-      receive_buffer_(context.metrics->gauge("event_buffer_bytes", "event socket receive buffer")) {}
+      receive_buffer_(context.metrics->gauge("event_buffer_bytes", "event socket receive buffer")),
+      own_reported_(context.metrics->counter(
+          "own_writes_reported",
+          "entries this source wrote, reported to the cache in place of the kernel's echo")),
+      own_withheld_(context.metrics->counter(
+          "own_writes_withheld",
+          "entries this source wrote, not reported: the kernel destroyed one like it while the write ran")),
+      own_events_read_(context.metrics->counter(
+          "own_events_read",
+          "echoes of this source's writes that reached the process (skipped): the kernel "
+          "filter was not in place")) {
+    destroyed_during_writes_ = decltype(destroyed_during_writes_)(16, FlowKeyHash{std::random_device{}()});
+    static_assert(std::tuple_size_v<decltype(own_portids_)> == kMaxWriteThreads + 1);
+}
 
 CtnetlinkSource::~CtnetlinkSource() {
     stop();
@@ -270,19 +285,132 @@ void CtnetlinkSource::schedule_resync() {
     });
 }
 
-bool CtnetlinkSource::open_writer(std::string& error) {
-    writer_ = NetlinkSocket::open(0, error);
-    if (!writer_) {
-        return false;
+std::unique_ptr<NetlinkSocket> CtnetlinkSource::open_write_socket(const SourceOptions& options,
+                                                                  std::string& error) {
+    auto socket = NetlinkSocket::open(0, error);
+    if (!socket) {
+        return nullptr;
     }
     int one = 1;
     // Errors then carry only the header of the refused message, not the whole message.
-    setsockopt(writer_->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-    writer_->set_receive_buffer(4u << 20);
-    writer_->set_send_buffer(options_.write_batch_bytes + 64 * 1024);
+    setsockopt(socket->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    socket->set_receive_buffer(4u << 20);
+    socket->set_send_buffer(options.write_batch_bytes + 64 * 1024);
     timeval timeout{5, 0};
-    setsockopt(writer_->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(socket->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    return socket;
+}
+
+bool CtnetlinkSource::open_writer(std::string& error) {
+    writer_ = open_write_socket(options_, error);
+    register_writer(0, writer_.get());
+    return writer_ != nullptr;
+}
+
+void CtnetlinkSource::register_writer(std::size_t slot, const NetlinkSocket* socket) {
+    own_portids_[slot].store(socket != nullptr ? socket->portid() : 0);
+    std::lock_guard lock(own_mutex_);
+    std::string error;
+    if (events_ && !attach_combined_filter(error)) {
+        // Still correct: the echoes then reach the process and are skipped there (own_events_read).
+        log_.warn(fmt::format("event=own_write_filter_failed reason=\"{}\" action=skip_in_process", error));
+    }
+}
+
+bool CtnetlinkSource::attach_combined_filter(std::string& error) {
+    std::vector<std::uint32_t> portids;
+    for (const auto& p : own_portids_) {
+        if (const std::uint32_t v = p.load(); v != 0) {
+            portids.push_back(v);
+        }
+    }
+    // ld nlmsg_pid; jeq each writer's port id -> ret 0; otherwise the integrator's program (A reset to 0,
+    // as a program expects at its start) or accept. Absolute loads read big-endian: compare with ntohl().
+    std::vector<sock_filter> code;
+    code.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(nlmsghdr, nlmsg_pid)));
+    const std::size_t n = portids.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        code.push_back(
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(portids[i]), static_cast<std::uint8_t>(n - i), 0));
+    }
+    code.push_back(BPF_STMT(BPF_JMP | BPF_JA, 1));
+    code.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+    if (user_program_.empty()) {
+        code.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffff));
+    } else {
+        code.push_back(BPF_STMT(BPF_LD | BPF_IMM, 0));
+        const std::size_t at = code.size();
+        code.resize(at + user_program_.size());
+        std::memcpy(code.data() + at, user_program_.data(), user_program_.size() * sizeof(sock_filter));
+    }
+    if (code.size() > BPF_MAXINSNS) {
+        error = fmt::format(
+            "the event filter has {} instructions with the {} that drop this source's own writes; the kernel "
+            "takes at most {}",
+            code.size(), code.size() - user_program_.size(), BPF_MAXINSNS);
+        return false;
+    }
+    sock_fprog fprog{static_cast<unsigned short>(code.size()), code.data()};
+    if (setsockopt(events_->fd(), SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) != 0) {
+        error = fmt::format("the kernel refused the event filter: {}", std::strerror(errno));
+        return false;
+    }
     return true;
+}
+
+bool CtnetlinkSource::is_own_event(const nlmsghdr* nlh) const {
+    const std::uint32_t pid = nlh->nlmsg_pid;
+    if (pid == 0) {
+        return false;  // the kernel's own (traffic, timeouts)
+    }
+    for (const auto& p : own_portids_) {
+        if (p.load(std::memory_order_relaxed) == pid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void CtnetlinkSource::deliver_own_writes() {
+    std::vector<OwnWrite> batch;
+    std::optional<std::uint64_t> oldest;
+    {
+        std::lock_guard lock(own_mutex_);
+        batch.swap(own_writes_);
+        for (const auto ticket : done_tickets_) {
+            undelivered_tickets_.erase(ticket);
+        }
+        done_tickets_.clear();
+        deliver_posted_ = false;
+        if (!undelivered_tickets_.empty()) {
+            oldest = *undelivered_tickets_.begin();
+        }
+        writes_undelivered_.store(oldest.has_value());
+    }
+    if (!stopped_ && sink_ != nullptr) {
+        std::uint64_t reported = 0;
+        for (const auto& own : batch) {
+            if (own.flow) {
+                if (!destroyed_during_writes_.empty()) {
+                    auto it = destroyed_during_writes_.find(own.flow->key());
+                    if (it != destroyed_during_writes_.end() && it->second >= own.ticket) {
+                        own_withheld_.add();
+                        continue;
+                    }
+                }
+                sink_->on_flow(own.kind, *own.flow);
+            } else {
+                sink_->on_expectation(own.kind, *own.expectation);
+            }
+            ++reported;
+        }
+        own_reported_.add(reported);
+    }
+    if (!oldest) {
+        destroyed_during_writes_.clear();
+    } else {
+        std::erase_if(destroyed_during_writes_, [&](const auto& entry) { return entry.second < *oldest; });
+    }
 }
 
 void CtnetlinkSource::wait_events() {
@@ -398,6 +526,10 @@ void CtnetlinkSource::handle_overrun() {
 }
 
 int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
+    if (is_own_event(nlh)) {
+        own_events_read_.add();  // reported from the write itself (deliver_own_writes)
+        return MNL_CB_OK;
+    }
     const std::uint8_t subsystem = static_cast<std::uint8_t>(nlh->nlmsg_type >> 8);
     const std::uint8_t type = static_cast<std::uint8_t>(nlh->nlmsg_type & 0xff);
     if (subsystem == NFNL_SUBSYS_CTNETLINK) {
@@ -414,6 +546,15 @@ int CtnetlinkSource::on_event_message(const nlmsghdr* nlh) noexcept {
         if (type == IPCTNL_MSG_CT_DELETE) {
             kind = EventKind::kDestroy;
             events_destroy_.add();
+            if (writes_undelivered_.load()) {
+                try {
+                    destroyed_during_writes_[flow.key()] = last_ticket_.load();
+                } catch (const std::bad_alloc&) {
+                    // Without the record an echo could claim an entry the kernel lost: repair by a dump.
+                    sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+                    resync_after_drain_ = true;
+                }
+            }
         } else if (nlh->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL)) {
             kind = EventKind::kNew;
             events_new_.add();
@@ -593,7 +734,8 @@ struct PassResult {
     std::vector<ctsync::sdk::WriteError> errors;
     std::uint64_t failed = 0;
     std::uint64_t batches = 0;
-    std::vector<std::pair<std::size_t, Purpose>> retry;  // creates that met an existing entry
+    std::vector<std::pair<std::size_t, Purpose>> retry;    // creates that met an existing entry
+    std::vector<std::pair<std::size_t, Purpose>> applied;  // the table is as asked (reported as echoes)
     bool socket_broken = false;
 };
 
@@ -675,6 +817,7 @@ void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
         const std::uint32_t last_seq = last->nlmsg_seq;
         ++result.batches;
         std::vector<bool> answered(in_batch.size(), false);
+        std::vector<bool> refused(in_batch.size(), false);  // failed, or to be retried as an update
         auto fail_unanswered = [&](int error, const std::string& why) {
             for (std::size_t k = 0; k < in_batch.size(); ++k) {
                 if (in_batch[k] != SIZE_MAX && !answered[k]) {
@@ -713,10 +856,12 @@ void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
                     const bool is_flow = ops[index].flow != nullptr;
                     if (code == EEXIST && is_flow && purpose == Purpose::kCreate) {
                         result.retry.emplace_back(index, Purpose::kUpdate);
+                        refused[k] = true;
                     } else if ((code == ENOENT && purpose == Purpose::kDelete) ||
                                (code == EEXIST && !is_flow)) {
                         // Already gone / already expected: the table is as asked.
                     } else {
+                        refused[k] = true;
                         fail(index, code,
                              fmt::format("{} {}: {}", purpose == Purpose::kDelete ? "delete" : "create",
                                          is_flow ? "flow" : "expectation", std::strerror(code)));
@@ -727,12 +872,77 @@ void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
                 }
             }
         }
+        if (done) {
+            // The last message's answer came after every error before it: the others were applied.
+            for (std::size_t k = 0; k < in_batch.size(); ++k) {
+                if (in_batch[k] != SIZE_MAX && !refused[k]) {
+                    result.applied.push_back(pass[in_batch[k]]);
+                }
+            }
+        }
     }
 }
 
 }  // namespace
 
 ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::WriteOp> ops) noexcept {
+    ctsync::sdk::WriteReport report;
+    // Before anything is sent: a DESTROY the kernel sends from now on is matched against these writes.
+    const bool report_own = sink_ != nullptr;
+    std::uint64_t ticket = 0;
+    if (report_own) {
+        std::lock_guard lock(own_mutex_);
+        ticket = ++last_ticket_;
+        undelivered_tickets_.insert(ticket);
+        writes_undelivered_.store(true);
+    }
+    std::vector<std::pair<std::size_t, Purpose>> applied;
+    report = write_ops(ops, applied);
+    if (report_own) {
+        queue_own_writes(ops, applied, ticket);
+    }
+    return report;
+}
+
+void CtnetlinkSource::queue_own_writes(std::span<const ctsync::sdk::WriteOp> ops,
+                                       const std::vector<std::pair<std::size_t, Purpose>>& applied,
+                                       std::uint64_t ticket) noexcept {
+    std::lock_guard lock(own_mutex_);
+    try {
+        own_writes_.reserve(own_writes_.size() + applied.size());
+        for (const auto& [index, purpose] : applied) {
+            const auto& op = ops[index];
+            OwnWrite own;
+            own.ticket = ticket;
+            if (op.flow != nullptr) {
+                own.kind = purpose == Purpose::kDelete   ? EventKind::kDestroy
+                           : purpose == Purpose::kCreate ? EventKind::kNew
+                                                         : EventKind::kUpdate;
+                own.flow = *op.flow;
+            } else {
+                own.kind = purpose == Purpose::kDelete ? EventKind::kDestroy : EventKind::kNew;
+                own.expectation = *op.expectation;
+            }
+            own_writes_.push_back(std::move(own));
+        }
+    } catch (const std::exception&) {
+        // The cache then lacks some of what was written: a dump repairs it (the executor starts it).
+        asio::post(context_.executor, [this] {
+            if (!stopped_ && sink_ != nullptr) {
+                sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+                resync_after_drain_ = true;
+                kick_events();
+            }
+        });
+    }
+    done_tickets_.push_back(ticket);
+    if (!std::exchange(deliver_posted_, true)) {
+        asio::post(context_.executor, [this] { deliver_own_writes(); });
+    }
+}
+
+ctsync::sdk::WriteReport CtnetlinkSource::write_ops(std::span<const ctsync::sdk::WriteOp> ops,
+                                                    std::vector<std::pair<std::size_t, Purpose>>& applied) {
     ctsync::sdk::WriteReport report;
     try {
         std::string error;
@@ -743,6 +953,7 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
             return report;
         }
         auto merge = [&](PassResult& r) {
+            applied.insert(applied.end(), r.applied.begin(), r.applied.end());
             report.failed += r.failed;
             for (auto& e : r.errors) {
                 if (report.errors.size() < kMaxReportedErrors) {
@@ -750,10 +961,6 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                 }
             }
             write_batches_.add(r.batches);
-            if (r.socket_broken) {
-                writer_.reset();
-                open_writer_or_log();
-            }
         };
         // Flows (creates and deletes) may go in parallel: they do not depend on each other. Expectations go
         // after every flow (their masters must exist), then the updates for creates that met an entry.
@@ -779,48 +986,57 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                       write_seq_, r);
             retry.insert(retry.end(), r.retry.begin(), r.retry.end());
             merge(r);
+            reopen_if_broken(r.socket_broken);
         } else {
             // The kernel inserts in the sender's context, with per-bucket locks: one socket per thread
-            // spreads the inserts over the cores. Each thread has its own socket and buffers.
+            // spreads the inserts over the cores. Each thread has its own socket (kept for the next call,
+            // so that the event filter knows its port id before it writes) and buffers.
             std::vector<PassResult> results(threads);
+            std::vector<std::string> socket_errors(threads);
+            if (pool_.size() < threads) {
+                pool_.resize(threads);
+            }
+            for (std::size_t t = 0; t < threads; ++t) {
+                if (!pool_[t]) {
+                    pool_[t] = open_write_socket(options_, socket_errors[t]);
+                    register_writer(1 + t, pool_[t].get());
+                }
+            }
             std::vector<std::thread> workers;
             const std::size_t chunk = (flows.size() + threads - 1) / threads;
             for (std::size_t t = 0; t < threads; ++t) {
                 const std::size_t from = std::min(flows.size(), t * chunk);
                 const std::size_t to = std::min(flows.size(), from + chunk);
                 workers.emplace_back([&, t, from, to] {
-                    std::string socket_error;
-                    auto socket = NetlinkSocket::open(0, socket_error);
                     auto& r = results[t];
                     std::span<const std::pair<std::size_t, Purpose>> part(flows.data() + from, to - from);
-                    if (!socket) {
+                    NetlinkSocket* socket = pool_[t].get();
+                    if (socket == nullptr) {
                         for (const auto& [index, purpose] : part) {
                             ++r.failed;
                             if (r.errors.size() < kMaxReportedErrors) {
-                                r.errors.push_back({index, EIO, socket_error});
+                                r.errors.push_back({index, EIO, socket_errors[t]});
                             }
                         }
                         return;
                     }
-                    int one = 1;
-                    setsockopt(socket->fd(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-                    socket->set_receive_buffer(4u << 20);
-                    socket->set_send_buffer(options_.write_batch_bytes + 64 * 1024);
-                    timeval timeout{5, 0};
-                    setsockopt(socket->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
                     std::vector<char> out(options_.write_batch_bytes + kMaxMessageBytes);
                     std::vector<char> in(kReceiveBufferBytes);
                     std::uint32_t seq = 0;
                     send_pass(ops, part, *socket, options_.write_batch_bytes, out, in, seq, r);
-                    r.socket_broken = false;  // a private socket: nothing to reopen
                 });
             }
             for (auto& w : workers) {
                 w.join();
             }
-            for (auto& r : results) {
+            for (std::size_t t = 0; t < threads; ++t) {
+                auto& r = results[t];
                 retry.insert(retry.end(), r.retry.begin(), r.retry.end());
                 merge(r);
+                if (r.socket_broken) {  // a late answer would be mistaken for the next call's: open afresh
+                    pool_[t].reset();
+                    register_writer(1 + t, nullptr);
+                }
             }
         }
         for (auto* pass : {&expectations, &retry}) {
@@ -834,6 +1050,7 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
                 retry.insert(retry.end(), r.retry.begin(), r.retry.end());
             }
             merge(r);
+            reopen_if_broken(r.socket_broken);
         }
         report.applied = ops.size() - report.failed;
         writes_applied_.add(report.applied);
@@ -845,6 +1062,13 @@ ctsync::sdk::WriteReport CtnetlinkSource::write(std::span<const ctsync::sdk::Wri
         writes_failed_.add(ops.size());
     }
     return report;
+}
+
+void CtnetlinkSource::reopen_if_broken(bool broken) {
+    if (broken) {
+        writer_.reset();
+        open_writer_or_log();
+    }
 }
 
 void CtnetlinkSource::open_writer_or_log() {
@@ -891,6 +1115,11 @@ ctsync::sdk::WriteReport CtnetlinkSource::flush() noexcept {
             ++report.applied;
         }
     }
+    if (report.applied != 0 && sink_ != nullptr) {
+        // The kernel's DESTROY events of a flush carry our port id: the prologue drops them (ADR-038).
+        // A dump (mark and sweep) tells the cache what is left, which is faster than one report per entry.
+        asio::post(context_.executor, [this] { request_dump(); });
+    }
     return report;
 }
 
@@ -905,11 +1134,16 @@ bool CtnetlinkSource::attach_event_filter(std::span<const ctsync::sdk::BpfInstru
                             program.size());
         return false;
     }
-    std::vector<sock_filter> code(program.size());
-    std::memcpy(code.data(), program.data(), program.size() * sizeof(sock_filter));
-    sock_fprog fprog{static_cast<unsigned short>(code.size()), code.data()};
-    if (setsockopt(events_->fd(), SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) != 0) {
-        error = fmt::format("the kernel refused the event filter: {}", std::strerror(errno));
+    try {
+        std::lock_guard lock(own_mutex_);
+        std::vector<ctsync::sdk::BpfInstruction> previous = std::move(user_program_);
+        user_program_.assign(program.begin(), program.end());
+        if (!attach_combined_filter(error)) {
+            user_program_ = std::move(previous);  // the kernel keeps the program it had
+            return false;
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
         return false;
     }
     log_.info(fmt::format("event=event_filter_attached instructions={}", program.size()));

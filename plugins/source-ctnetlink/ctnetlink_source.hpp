@@ -4,14 +4,27 @@
 // Three netlink sockets, each with one job, so that none waits behind another:
 //   events — subscribed to conntrack and expectation events before the first dump, read on the executor;
 //   dump   — full dumps (flows, then expectations), read on the executor interleaved with events;
-//   writer — batched creates/updates/deletes, synchronous (commit on failover is the only user).
+//   writers — batched creates/updates/deletes, synchronous (warm standby, commit, import); one socket, plus
+//             one per extra thread of a parallel write, each opened once and kept.
+// The kernel echoes every write as an event on the event socket. Those echoes are dropped in the kernel by
+// a classic BPF prologue on the event socket (matching the writers' port ids) and the source reports each
+// write that succeeded to the sink itself, from the op it sent (ADR-038): a backup's warm writes no longer
+// cost it a second event stream of the same size.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <ctsync/sdk/sdk.hpp>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_map>
 #include <vector>
+
+#include "flow_codec.hpp"
 
 struct mnl_socket;
 struct nlmsghdr;
@@ -19,14 +32,14 @@ struct nlmsghdr;
 namespace ctnetlink {
 
 struct SourceOptions {
-    std::size_t event_buffer_bytes = 32u << 20;
-    std::size_t event_buffer_max_bytes = 64u << 20;
+    std::size_t event_buffer_bytes = 64u << 20;
+    std::size_t event_buffer_max_bytes = 256u << 20;
     bool reliable_events = false;
     bool expectations = true;
     std::size_t write_batch_bytes = 128u << 10;
     // Flow writes of one call are spread over this many sockets, one thread each, for the duration of the
     // call (the kernel inserts in the sender's context); 1 writes on the event loop's thread only.
-    std::size_t write_threads = 2;
+    std::size_t write_threads = 2;  // 1..kMaxWriteThreads
     std::chrono::milliseconds dump_retry{1000};
     // nf_conntrack_events must be 1: in the kernel's default mode (2) entries created while nobody listened
     // never emit events. "set" writes 1 (logged), "check" refuses to start, "ignore" only warns.
@@ -37,6 +50,15 @@ struct SourceOptions {
     // After the event queue ran empty, the socket leaves the reactor this long so that events gather and one
     // wake-up reads many (0: wait on the socket again at once).
     std::chrono::microseconds event_batch{2000};
+};
+
+inline constexpr std::size_t kMaxWriteThreads = 16;
+
+struct FlowKeyHash {
+    std::uint64_t seed = 0;
+    std::size_t operator()(const ctsync::sdk::FlowKey& key) const noexcept {
+        return ctsync::sdk::hash_flow_key(key, seed);
+    }
 };
 
 // Owns one libmnl socket.
@@ -94,6 +116,25 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     void read_dump();
     void finish_dump(bool complete, const std::string& reason);
     bool open_writer(std::string& error);
+    // A write socket as open_writer configures it.
+    static std::unique_ptr<NetlinkSocket> open_write_socket(const SourceOptions& options, std::string& error);
+    // Records `socket`'s port id in `slot` (0: writer_, 1..: the parallel pool) and attaches the event
+    // filter again with the new set. Any thread that writes.
+    void register_writer(std::size_t slot, const NetlinkSocket* socket);
+    // The event socket's program: drop what our writers caused, then the integrator's program (if any).
+    // Caller holds own_mutex_.
+    bool attach_combined_filter(std::string& error);
+    // Executor: reports the writes that succeeded to the sink (the echoes the kernel filter dropped).
+    void deliver_own_writes();
+    bool is_own_event(const nlmsghdr* nlh) const;
+    // write() without the reporting of own writes: fills `applied` with what the kernel took (op index, how).
+    ctsync::sdk::WriteReport write_ops(std::span<const ctsync::sdk::WriteOp> ops,
+                                       std::vector<std::pair<std::size_t, Purpose>>& applied);
+    // Queues the echoes of `applied` for the executor (deliver_own_writes) and retires `ticket`.
+    void queue_own_writes(std::span<const ctsync::sdk::WriteOp> ops,
+                          const std::vector<std::pair<std::size_t, Purpose>>& applied,
+                          std::uint64_t ticket) noexcept;
+    void reopen_if_broken(bool broken);
     bool ensure_events_enabled(std::string& error);
     void schedule_resync();
     void open_writer_or_log();
@@ -106,6 +147,7 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     std::unique_ptr<NetlinkSocket> events_;
     std::unique_ptr<NetlinkSocket> dump_;
     std::unique_ptr<NetlinkSocket> writer_;
+    std::vector<std::unique_ptr<NetlinkSocket>> pool_;  // parallel writes; the writing thread only
     std::unique_ptr<boost::asio::posix::stream_descriptor> events_wait_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> dump_wait_;
     boost::asio::steady_timer dump_retry_;
@@ -116,6 +158,28 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     // counters: they may run on a host thread while the executor reads events (concurrent_writes()).
     std::vector<char> write_buffer_;
     std::vector<char> write_ack_buffer_;
+
+    // Own writes (ADR-038). A write() takes a ticket, and queues what succeeded under own_mutex_ with its
+    // ticket; the executor reports them. A DESTROY the kernel sends while a write is undelivered is kept
+    // with the newest ticket at the time: an echo of a write with a ticket up to it is not reported (the
+    // entry may be gone; reporting it would leave the cache holding what the kernel lacks).
+    struct OwnWrite {
+        ctsync::sdk::EventKind kind = ctsync::sdk::EventKind::kNew;
+        std::optional<ctsync::sdk::FlowState> flow;
+        std::optional<ctsync::sdk::Expectation> expectation;
+        std::uint64_t ticket = 0;
+    };
+    std::array<std::atomic<std::uint32_t>, kMaxWriteThreads + 1> own_portids_{};
+    std::mutex own_mutex_;
+    std::vector<OwnWrite> own_writes_;             // under own_mutex_
+    std::set<std::uint64_t> undelivered_tickets_;  // under own_mutex_
+    std::vector<std::uint64_t> done_tickets_;      // under own_mutex_: writes whose echoes are queued
+    std::vector<ctsync::sdk::BpfInstruction> user_program_;  // under own_mutex_
+    std::atomic<std::uint64_t> last_ticket_{0};
+    std::atomic<bool> writes_undelivered_{false};
+    std::unordered_map<ctsync::sdk::FlowKey, std::uint64_t, FlowKeyHash>
+        destroyed_during_writes_;  // executor
+    bool deliver_posted_ = false;  // under own_mutex_
 
     DumpPhase dump_phase_ = DumpPhase::kIdle;
     std::uint32_t dump_seq_ = 0;
@@ -146,6 +210,9 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     ctsync::sdk::Counter& writes_failed_;
     ctsync::sdk::Counter& write_batches_;
     ctsync::sdk::Gauge& receive_buffer_;
+    ctsync::sdk::Counter& own_reported_;
+    ctsync::sdk::Counter& own_withheld_;
+    ctsync::sdk::Counter& own_events_read_;
 };
 
 }  // namespace ctnetlink

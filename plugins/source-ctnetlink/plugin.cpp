@@ -10,14 +10,15 @@ using namespace ctsync::sdk;
 const ConfigKey kKeys[] = {
     {.name = "event_buffer_bytes",
      .type = KeyType::kInteger,
-     .default_json = "33554432",
-     .description = "Initial receive buffer of the event socket (a limit, not an allocation): 32 MiB hold a "
-                    "burst of about 100k events without an overrun and its repair by a full dump.",
+     .default_json = "67108864",
+     .description = "Initial receive buffer of the event socket (a limit, not an allocation; the kernel "
+                    "doubles it): 64 MiB hold a burst of about 200k events without an overrun and its "
+                    "repair by a full dump.",
      .min = 65536,
      .max = 1073741824},
     {.name = "event_buffer_max_bytes",
      .type = KeyType::kInteger,
-     .default_json = "67108864",
+     .default_json = "268435456",
      .description = "The buffer doubles on each overrun (ENOBUFS) up to this size.",
      .min = 65536,
      .max = 1073741824},

@@ -69,6 +69,37 @@ struct FlowKey {
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
 
+// A hash of a flow key for unordered containers: every identifying field, read word by word (no padding
+// byte is read), mixed with `seed`. Give each process its own random seed where peers or traffic choose
+// the keys, so that nobody can precompute colliding tuples.
+inline std::size_t hash_flow_key(const FlowKey& key, std::uint64_t seed) noexcept {
+    auto word = [](const std::uint8_t* p) {
+        std::uint64_t v = 0;
+        for (int i = 7; i >= 0; --i) {
+            v = (v << 8) | p[i];
+        }
+        return v;
+    };
+    auto mix = [](std::uint64_t h, std::uint64_t v) {
+        h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+        return h ^ (h >> 31);
+    };
+    const Tuple& t = key.original;
+    std::uint64_t h = seed ^ 0x243f6a8885a308d3ull;
+    h = mix(h, word(t.src.bytes.data()));
+    h = mix(h, word(t.src.bytes.data() + 8));
+    h = mix(h, word(t.dst.bytes.data()));
+    h = mix(h, word(t.dst.bytes.data() + 8));
+    h = mix(h, std::uint64_t{static_cast<std::uint8_t>(t.family)} | std::uint64_t{t.protocol} << 8 |
+                   std::uint64_t{t.src_port} << 16 | std::uint64_t{t.dst_port} << 32 |
+                   std::uint64_t{t.icmp_type} << 48 | std::uint64_t{t.icmp_code} << 56);
+    h = mix(h, std::uint64_t{key.zone.id} | std::uint64_t{key.zone.directions} << 16);
+    // Final avalanche (splitmix64's), so that the low bits a bucket index uses depend on every input bit.
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return static_cast<std::size_t>(h ^ (h >> 31));
+}
+
 // A NAT binding as the kernel's CTA_NAT_* attributes express it (address range collapsed to the bound
 // address and port, which is what the reply tuple of an existing entry already fixes).
 struct NatBinding {
