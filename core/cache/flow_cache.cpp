@@ -44,7 +44,7 @@ const std::uint64_t kFlowKeySeed = [] {
     return (std::uint64_t{device()} << 32) ^ device();
 }();
 
-std::size_t FlowKeyHash::operator()(const sdk::FlowKey& key) const noexcept {
+std::size_t FlowKeyHash::operator()(const sdk::FlowKey& key) const {
     return sdk::hash_flow_key(key, kFlowKeySeed);
 }
 

@@ -35,6 +35,7 @@ namespace asio = boost::asio;
 constexpr std::size_t kReceiveBufferBytes = 64 * 1024;  // larger than any netlink dump datagram
 constexpr std::size_t kMaxMessageBytes = 2048;          // room kept free for one more message in a batch
 constexpr int kReadsPerWakeup = 64;
+constexpr std::size_t kEventSlotBytes = 8192;  // one event datagram: a few hundred bytes, labels included
 constexpr std::size_t kMaxReportedErrors = 16;
 constexpr std::size_t kRequestBytes = 512;             // a dump or flush request: header only
 constexpr std::size_t kParallelWriteThreshold = 4096;  // fewer flows are not worth a thread
@@ -426,8 +427,22 @@ void CtnetlinkSource::wait_events() {
 }
 
 void CtnetlinkSource::read_events() {
-    for (int i = 0; i < kReadsPerWakeup && !stopped_; ++i) {
-        ssize_t n = ::recv(events_->fd(), buffer_.data(), buffer_.size(), MSG_DONTWAIT);
+    // One recvmmsg() takes up to kReadsPerWakeup event datagrams (one event each): one system call where
+    // recv() needed one per event.
+    if (event_slots_.empty()) {
+        event_slots_.resize(static_cast<std::size_t>(kReadsPerWakeup) * kEventSlotBytes);
+        event_iov_.resize(kReadsPerWakeup);
+        event_msgs_.resize(kReadsPerWakeup);
+    }
+    for (int i = 0; i < 2 && !stopped_; ++i) {
+        for (int k = 0; k < kReadsPerWakeup; ++k) {
+            event_iov_[k] = {event_slots_.data() + static_cast<std::size_t>(k) * kEventSlotBytes,
+                             kEventSlotBytes};
+            event_msgs_[k] = {};
+            event_msgs_[k].msg_hdr.msg_iov = &event_iov_[k];
+            event_msgs_[k].msg_hdr.msg_iovlen = 1;
+        }
+        const int n = ::recvmmsg(events_->fd(), event_msgs_.data(), kReadsPerWakeup, MSG_DONTWAIT, nullptr);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 // The queue is empty: the kernel has cleared the socket's congestion and reports any further
@@ -471,10 +486,23 @@ void CtnetlinkSource::read_events() {
             wait_events();
             return;
         }
-        if (mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), 0, 0, event_trampoline, this) ==
-            MNL_CB_ERROR) {
-            malformed_.add();
+        for (int k = 0; k < n && !stopped_; ++k) {
+            const auto& m = event_msgs_[k];
+            if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+                // Larger than any event the kernel sends: an event lost, repaired by a dump.
+                malformed_.add();
+                sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+                resync_after_drain_ = true;
+                continue;
+            }
+            if (mnl_cb_run(event_iov_[k].iov_base, m.msg_len, 0, 0, event_trampoline, this) == MNL_CB_ERROR) {
+                malformed_.add();
+            }
         }
+        if (n == kReadsPerWakeup) {
+            break;  // more may be queued: the others' turn first (below)
+        }
+        // Fewer: the queue ran empty, and the next call says EAGAIN and starts the batch wait.
     }
     // More may be queued: let other handlers (the dump, the control socket) run first.
     read_posted_ = true;

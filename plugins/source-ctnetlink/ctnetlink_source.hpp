@@ -12,6 +12,8 @@
 // cost it a second event stream of the same size.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -153,7 +155,10 @@ class CtnetlinkSource final : public ctsync::sdk::Source {
     boost::asio::steady_timer dump_retry_;
     boost::asio::steady_timer resync_timer_;
     boost::asio::steady_timer batch_timer_;
-    std::vector<char> buffer_;  // events and dumps (the executor thread)
+    std::vector<char> buffer_;       // dumps (the executor thread)
+    std::vector<char> event_slots_;  // events: one slot per datagram of a recvmmsg() (the executor thread)
+    std::vector<iovec> event_iov_;
+    std::vector<mmsghdr> event_msgs_;
     // write() and flush() touch only writer_, write_buffer_, write_ack_buffer_, write_seq_ and atomic
     // counters: they may run on a host thread while the executor reads events (concurrent_writes()).
     std::vector<char> write_buffer_;
