@@ -122,7 +122,7 @@ run() {
 # Median and range of a list of numbers ("-" and "timeout" pass through).
 stat() {
     printf '%s\n' "$@" | awk '
-        /^[0-9.]+$/ {v[n++] = $1; next} {other = $1}
+        /^-?[0-9.]+$/ {v[n++] = $1; next} {other = $1}
         END {
             if (n == 0) {print (other == "" ? "-" : other); exit}
             for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
