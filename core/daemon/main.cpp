@@ -14,6 +14,7 @@
 #include "core/config/daemon_config.hpp"
 #include "core/config/key_table.hpp"
 #include "core/daemon/daemon.hpp"
+#include "core/daemon/huge_pages.hpp"
 #include "core/loader/plugin_loader.hpp"
 #include "core/log/logging.hpp"
 #include "core/version.hpp"
@@ -261,6 +262,7 @@ int daemonize(int& ready_fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    core::reexec_with_huge_pages(argv);  // first: glibc reads its tunables only at start (ADR-040)
     CLI::App app{"ctsyncd: replicates the kernel connection-tracking table between firewall nodes",
                  "ctsyncd"};
     app.set_version_flag("-v,--version", std::string("ctsyncd ") + core::kVersion);

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "core/daemon/huge_pages.hpp"
 #include "tests/core/daemon/daemon_test_util.hpp"
 
 namespace ctsync::test {
@@ -13,6 +17,49 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 // Starts ctsyncd on `config` and waits (bounded) until its control socket answers.
+// GLIBC_TUNABLES of a running process, from /proc/<pid>/environ ("" when absent).
+std::string tunables_of(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    std::stringstream all;
+    all << in.rdbuf();
+    std::string entry;
+    std::stringstream entries(all.str());
+    while (std::getline(entries, entry, '\0')) {
+        if (entry.rfind("GLIBC_TUNABLES=", 0) == 0) {
+            return entry.substr(15);
+        }
+    }
+    return "";
+}
+
+TEST(HugePages, TheTunableIsAddedUnlessTheOperatorNamedIt) {
+    EXPECT_EQ(core::tunables_with_huge_pages(nullptr), "glibc.malloc.hugetlb=1");
+    EXPECT_EQ(core::tunables_with_huge_pages(""), "glibc.malloc.hugetlb=1");
+    EXPECT_EQ(core::tunables_with_huge_pages("glibc.malloc.arena_max=2"),
+              "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+    EXPECT_EQ(core::tunables_with_huge_pages("glibc.malloc.hugetlb=0"), std::nullopt);
+    EXPECT_EQ(core::tunables_with_huge_pages("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"),
+              std::nullopt);
+}
+
+// ADR-040: the daemon runs with huge pages for its heap (it executed itself again, same pid), and an
+// operator's own choice stays as it was.
+TEST(CtsyncdRun, RunsWithHugePagesForItsHeapUnlessTheOperatorChose) {
+    for (const auto& [given, expected] : std::vector<std::pair<std::string, std::string>>{
+             {"", "glibc.malloc.hugetlb=1"}, {"glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"}}) {
+        TempDir dir;
+        auto file = write_config(dir.path(), instance_config(dir.path(), 12));
+        Process daemon({kCtsyncd, "-C", file.string()}, {{"GLIBC_TUNABLES", given}});
+        ASSERT_TRUE(
+            wait_until([&] { return !ctl_json(file, "status").is_null() || !daemon.running(); }, 10s));
+        auto status = ctl_json(file, "status");
+        ASSERT_FALSE(status.is_null()) << daemon.err();
+        EXPECT_EQ(status["pid"], daemon.pid()) << "the exec keeps the pid a supervisor knows";
+        EXPECT_EQ(tunables_of(daemon.pid()), expected);
+        EXPECT_EQ(daemon.terminate(10s).value_or(-1), 0) << daemon.err();
+    }
+}
+
 TEST(CtsyncdRun, ServesControlAndShutsDownCleanlyOnSigterm) {
     TempDir dir;
     auto config = instance_config(dir.path(), 11);
