@@ -47,6 +47,9 @@ class CacheObserver {
 
 class FlowCache {
   public:
+    // Half-full buckets: a lookup of a new key (most of a burst) walks half as many nodes, each a cache miss,
+    // for 8 bytes more per entry (cold backup, 200k burst: 0.49 s of CPU instead of 0.54 s, medians of 3).
+    FlowCache() { flows_.max_load_factor(0.5f); }
     void set_observer(CacheObserver* observer) { observer_ = observer; }
 
     // Inserts or replaces; stamps the entry with `generation` and `origin` (the node it came from; 0 for this
