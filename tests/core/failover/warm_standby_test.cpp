@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/daemon/tables.hpp"
+#include "tests/support/flows.hpp"
 
 namespace ctsync::core {
 namespace {
@@ -29,21 +30,6 @@ class NullLogger final : public sdk::Logger {
     void log(sdk::LogLevel, std::string_view) noexcept override {}
     bool enabled(sdk::LogLevel) const noexcept override { return false; }
 };
-
-sdk::FlowState make_flow(std::uint32_t i) {
-    sdk::FlowState f;
-    f.original.family = f.reply.family = sdk::Family::kIpv4;
-    f.original.protocol = f.reply.protocol = sdk::l4::kTcp;
-    f.original.src.bytes = {192, 0, 2, static_cast<std::uint8_t>(1 + i % 200)};
-    f.original.dst.bytes = {203, 0, 113, 10};
-    f.original.src_port = static_cast<std::uint16_t>(1024 + i / 200);
-    f.original.dst_port = 80;
-    f.reply.src = f.original.dst;
-    f.reply.dst = f.original.src;
-    f.reply.src_port = 80;
-    f.reply.dst_port = f.original.src_port;
-    return f;
-}
 
 // A source whose writes take `delay` and record the thread they ran on.
 struct SlowSource {
@@ -75,20 +61,41 @@ std::uint64_t value(const MetricsRegistry& metrics, const std::string& name) {
     return 0;
 }
 
-TEST(WarmStandby, ConcurrentSourceIsWrittenByItsOwnThreadWhileTheLoopRuns) {
+// The standby over a source whose writes take `delay`; `off_loop` as the daemon sets it for a source with
+// concurrent writes.
+struct Rig {
     boost::asio::io_context io;
     MetricsRegistry metrics;
     NullLogger log;
-    SlowSource source(300ms);
-    Tables tables(metrics, log, &source.mock, {});
-    tables.set_writes_off_loop(true);
-    WarmStandby standby(io.get_executor(), tables, 100, metrics, log);
-    tables.external().set_observer(&standby);
+    SlowSource source;
+    Tables tables;
+    bool off_loop;  // set on the tables before the standby reads it
+    WarmStandby standby;
+    Rig(std::chrono::milliseconds delay, bool writes_off_loop)
+        : source(delay),
+          tables(metrics, log, &source.mock, {}),
+          off_loop((tables.set_writes_off_loop(writes_off_loop), writes_off_loop)),
+          standby(io.get_executor(), tables, 100, metrics, log) {
+        tables.external().set_observer(&standby);
+    }
+    ~Rig() {
+        tables.external().set_observer(nullptr);
+        standby.stop();
+    }
+    // `n` peer flows arrive in the external cache.
+    void receive(std::uint32_t n) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            tables.external().upsert(test::nated_tcp_flow(i), 1, 7);
+        }
+    }
+};
+
+TEST(WarmStandby, ConcurrentSourceIsWrittenByItsOwnThreadWhileTheLoopRuns) {
+    Rig rig(300ms, /*off_loop=*/true);
+    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
     ASSERT_TRUE(standby.threaded());
     standby.set_active(true);
-    for (std::uint32_t i = 0; i < 250; ++i) {
-        tables.external().upsert(make_flow(i), 1, 7);
-    }
+    rig.receive(250);
     // While the first batch is being written (300 ms), timers on the loop keep firing.
     const auto start = Clock::now();
     int ticks_during_write = 0;
@@ -116,23 +123,13 @@ TEST(WarmStandby, ConcurrentSourceIsWrittenByItsOwnThreadWhileTheLoopRuns) {
     EXPECT_TRUE(standby.caught_up());
     EXPECT_EQ(value(metrics, "failover.standby_written"), 250u);
     EXPECT_EQ(value(metrics, "failover.standby_batches"), 3u);
-    tables.external().set_observer(nullptr);
-    standby.stop();
 }
 
 TEST(WarmStandby, TakePendingWaitsForTheBatchInFlight) {
-    boost::asio::io_context io;
-    MetricsRegistry metrics;
-    NullLogger log;
-    SlowSource source(300ms);
-    Tables tables(metrics, log, &source.mock, {});
-    tables.set_writes_off_loop(true);
-    WarmStandby standby(io.get_executor(), tables, 100, metrics, log);
-    tables.external().set_observer(&standby);
+    Rig rig(300ms, /*off_loop=*/true);
+    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
     standby.set_active(true);
-    for (std::uint32_t i = 0; i < 150; ++i) {
-        tables.external().upsert(make_flow(i), 1, 7);
-    }
+    rig.receive(150);
     io.run_for(50ms);  // the first 100 are handed over and being written
     for (int i = 0; i < 100 && source.writes == 0; ++i) {
         std::this_thread::sleep_for(5ms);
@@ -147,30 +144,20 @@ TEST(WarmStandby, TakePendingWaitsForTheBatchInFlight) {
     standby.set_active(false);
     io.run_for(100ms);
     EXPECT_EQ(source.writes, 1);  // nothing more written once primary
-    tables.external().set_observer(nullptr);
-    standby.stop();
 }
 
 TEST(WarmStandby, SourceWithoutConcurrentWritesIsWrittenOnTheLoop) {
-    boost::asio::io_context io;
-    MetricsRegistry metrics;
-    NullLogger log;
-    SlowSource source(1ms);
-    Tables tables(metrics, log, &source.mock, {});
-    WarmStandby standby(io.get_executor(), tables, 100, metrics, log);
-    tables.external().set_observer(&standby);
+    Rig rig(1ms, /*off_loop=*/false);
+    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
     EXPECT_FALSE(standby.threaded());
     standby.set_active(true);
-    for (std::uint32_t i = 0; i < 120; ++i) {
-        tables.external().upsert(make_flow(i), 1, 7);
-    }
+    rig.receive(120);
     for (int i = 0; i < 50 && !standby.caught_up(); ++i) {
         io.run_for(10ms);
     }
     EXPECT_EQ(source.writer_thread, std::this_thread::get_id());
     EXPECT_EQ(source.entries, 120u);
     EXPECT_TRUE(standby.caught_up());
-    tables.external().set_observer(nullptr);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <memory>
 #include <random>
 
+#include "tests/support/flows.hpp"
+
 namespace ctsync::core {
 namespace {
 
@@ -102,24 +104,7 @@ wire::Keyring test_keyring(std::uint8_t fill = 7) {
 }
 
 sdk::FlowState make_flow(std::uint32_t i) {
-    sdk::FlowState f;
-    f.original.family = f.reply.family = sdk::Family::kIpv4;
-    f.original.protocol = f.reply.protocol = sdk::l4::kTcp;
-    f.original.src.bytes = {192, 0, 2, static_cast<std::uint8_t>(1 + i % 200)};
-    f.original.dst.bytes = {203, 0, 113, 10};
-    f.original.src_port = static_cast<std::uint16_t>(1024 + i / 200);
-    f.original.dst_port = 80;
-    f.reply.src = f.original.dst;
-    f.reply.dst.bytes = {198, 51, 100, 1};
-    f.reply.src_port = 80;
-    f.reply.dst_port = f.original.src_port;
-    f.snat.present = true;
-    f.snat.address = f.reply.dst;
-    f.status = 0x1be;
-    f.timeout = 300;
-    f.tcp.state = 3;
-    f.mark = i % 7;
-    return f;
+    return test::nated_tcp_flow(i);
 }
 
 struct Node {
