@@ -62,7 +62,7 @@ TEST(Packages, EachHoldsItsFilesAndDependsOnTheSameAbi) {
         EXPECT_THAT(ctsync, HasSubstr(std::string(path) + "\n")) << path;
     }
     EXPECT_THAT(ctsync, ::testing::Not(HasSubstr("/plugins/"))) << "plugins belong in their own packages";
-    EXPECT_EQ(field("ctsync", "Provides"), "ctsync-plugin-abi-1 (= 1.2)");
+    EXPECT_EQ(field("ctsync", "Provides"), "ctsync-plugin-abi-1 (= 1.3)");
     const std::string depends = field("ctsync", "Depends");
     for (const char* lib : {"libc6", "libstdc++6", "libsodium23", "libsystemd0", "libspdlog1.10"}) {
         EXPECT_THAT(depends, HasSubstr(lib)) << depends;
@@ -78,7 +78,7 @@ TEST(Packages, EachHoldsItsFilesAndDependsOnTheSameAbi) {
         ASSERT_TRUE(fs::exists(deb(package))) << deb(package);
         EXPECT_EQ(field(package, "Package"), package);
         EXPECT_EQ(field(package, "Version"), kVersion);
-        EXPECT_THAT(field(package, "Depends"), HasSubstr("ctsync-plugin-abi-1 (>= 1.2)")) << package;
+        EXPECT_THAT(field(package, "Depends"), HasSubstr("ctsync-plugin-abi-1 (>= 1.3)")) << package;
         const auto files = contents(package);
         EXPECT_THAT(files, HasSubstr("./usr/" + kMultiarch + "/ctsync/plugins/ctsync-" + id + ".so\n"))
             << package;

@@ -103,7 +103,7 @@ TEST(CtsyncdDescribe, OutputMatchesTheKeyTable) {
     EXPECT_EQ(lines[0], "plugin:   filter-fixture");
     EXPECT_EQ(lines[1], "category: filter");
     EXPECT_EQ(lines[2], "version:  1.2.3");
-    EXPECT_EQ(lines[3], "abi:      1.2");
+    EXPECT_EQ(lines[3], "abi:      1.3");
     EXPECT_EQ(lines[5], std::string("summary:  ") + d.summary);
     // After the header row, one row per key, in table order, each holding its name, type, default and
     // description in columns.

@@ -104,7 +104,7 @@ TEST(CtsyncdRun, ServesControlAndShutsDownCleanlyOnSigterm) {
     EXPECT_EQ(human.exit_code, 0);
     EXPECT_THAT(human.out, HasSubstr("node:            fw11 (id 11)"));
     auto version = run({kCtsyncctl, "-C", file.string(), "version"});
-    EXPECT_THAT(version.out, HasSubstr("plugin ABI 1.2"));
+    EXPECT_THAT(version.out, HasSubstr("plugin ABI 1.3"));
 
     auto code = daemon->terminate(10s);
     ASSERT_TRUE(code.has_value()) << "ctsyncd died from a signal instead of exiting";

@@ -19,7 +19,8 @@ inline namespace CTSYNC_SDK_ABI_NAMESPACE {
 inline constexpr std::uint32_t kAbiMajor = 1;
 // 1.1: TransportSink::on_peer_state (per-peer up/down from transports that supervise peers).
 // 1.2: Source::concurrent_writes (a source whose write() may run off the executor thread).
-inline constexpr std::uint32_t kAbiMinor = 2;
+// 1.3: Filter::describe (what a filter decides in the kernel and in process, for `ctsyncctl filters`).
+inline constexpr std::uint32_t kAbiMinor = 3;
 
 // Name of the single symbol every plugin exports (through BOOST_DLL_ALIAS). It is unversioned on purpose:
 // the host must find it in a plugin of any ABI to tell the operator which ABI that plugin was built for.

@@ -99,6 +99,7 @@ class MockFilter : public Filter {
     MOCK_METHOD(void, stop, (), (noexcept, override));
     MOCK_METHOD(Verdict, evaluate, (const FlowState& flow), (const, noexcept, override));
     MOCK_METHOD(std::optional<std::vector<BpfInstruction>>, kernel_program, (), (const, noexcept, override));
+    MOCK_METHOD(nlohmann::json, describe, (), (const, noexcept, override));
 };
 
 class MockTransportSink : public TransportSink {
