@@ -94,6 +94,63 @@ void print_plugins(const nlohmann::json& list) {
     }
 }
 
+// `filters`: the kernel-side program, then each filter in chain order with what it decides where.
+void print_filters(const nlohmann::json& r) {
+    const auto& kernel = r.value("kernel_program", nlohmann::json::object());
+    if (kernel.value("instructions", 0) == 0) {
+        std::cout << "kernel program: none (every filter runs in process)\n";
+    } else {
+        std::cout << fmt::format("kernel program: {} instructions on the source's event socket, {}\n",
+                                 kernel.value("instructions", 0),
+                                 kernel.value("attached", false)
+                                     ? std::string("attached")
+                                     : "refused (" + kernel.value("error", std::string("?")) + ")");
+    }
+    const auto& filters = r.value("filters", nlohmann::json::array());
+    if (filters.empty()) {
+        std::cout << "(no filters configured: every flow is replicated)\n";
+    }
+    auto join = [](const nlohmann::json& list) {
+        std::string out;
+        for (const auto& a : list) {
+            out += out.empty() ? "" : ", ";
+            out += a.get<std::string>();
+        }
+        return out.empty() ? std::string("(none)") : out;
+    };
+    for (const auto& f : filters) {
+        std::cout << fmt::format("{} ({})\n", f.value("instance", ""), f.value("plugin", ""));
+        const auto& d = f.value("describe", nlohmann::json::object());
+        if (d.contains("expression")) {
+            std::cout << fmt::format("  expression:  {}\n", d.value("expression", ""));
+        }
+        std::cout << fmt::format("  kernel:      {}", f.value("kernel", ""));
+        if (f.value("kernel", "") == "attached") {
+            const bool exact = d.value("kernel", nlohmann::json::object()).value("exact", false);
+            std::cout << fmt::format(", {} instructions{}", f.value("kernel_instructions", 0),
+                                     exact ? ", the whole verdict" : "");
+        }
+        if (f.contains("reason")) {
+            std::cout << " (" << f.value("reason", "") << ")";
+        }
+        std::cout << "\n";
+        if (d.contains("kernel") && f.value("kernel", "") == "attached") {
+            std::cout << "    decides:   " << join(d["kernel"].value("atoms", nlohmann::json::array()))
+                      << "\n";
+        }
+        if (d.contains("process")) {
+            std::cout << "  process:     the whole expression; only here: "
+                      << join(d["process"].value("atoms", nlohmann::json::array())) << "\n";
+        }
+        if (d.contains("counters")) {
+            const auto& c = d["counters"];
+            std::cout << fmt::format("  counters:    seen {}, accepted {}, dropped in process {}\n",
+                                     c.value("seen", 0), c.value("accepted", 0),
+                                     c.value("dropped_in_process", 0));
+        }
+    }
+}
+
 // The remaining time before `deadline`, at least 1 ms: several requests share one --timeout.
 std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
     auto left =
@@ -250,6 +307,8 @@ int main(int argc, char** argv) {
     stats->add_flag("--prometheus", prometheus,
                     "The Prometheus text format, as the metrics endpoint serves it (docs/METRICS.md)");
     auto* plugins = app.add_subcommand("plugins", "Loaded plugin instances");
+    auto* filters =
+        app.add_subcommand("filters", "Filters in chain order: what the kernel and the process decide");
     auto* version = app.add_subcommand("version", "Daemon version, plugin ABI and build fingerprint");
     auto* dump =
         app.add_subcommand("dump", "List a cache: the internal one (this kernel) or the external one");
@@ -281,8 +340,8 @@ int main(int argc, char** argv) {
     role->add_option("ROLE", role_name, "primary (sends its table) or backup")
         ->required()
         ->check(CLI::IsMember({"primary", "backup"}));
-    for (auto* sub : {status, stats, plugins, version, dump, import, commit, flush, resync, replication,
-                      request_bulk, role}) {
+    for (auto* sub : {status, stats, plugins, filters, version, dump, import, commit, flush, resync,
+                      replication, request_bulk, role}) {
         sub->add_flag("--json", json, "Print the daemon's JSON reply");
     }
     try {
@@ -388,6 +447,8 @@ int main(int argc, char** argv) {
         print_stats(reply.result);
     } else if (chosen == plugins) {
         print_plugins(reply.result);
+    } else if (chosen == filters) {
+        print_filters(reply.result);
     } else if (chosen == dump) {
         std::cout << core::ctl::format_dump(reply.result, expectations);
     } else if (chosen == import) {

@@ -13,6 +13,7 @@
 
 #include "core/control/protocol.hpp"
 #include "core/control/server.hpp"
+#include "core/daemon/filter_chain.hpp"
 #include "core/daemon/lock_file.hpp"
 #include "core/daemon/plugin_host.hpp"
 #include "core/daemon/service_notify.hpp"
@@ -93,6 +94,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
 
     sdk::Source* source = nullptr;
     std::vector<sdk::Filter*> filters;
+    std::vector<FilterSlot> filter_slots;
     std::vector<std::pair<std::string, sdk::Transport*>> transports;
     std::vector<std::pair<std::string, sdk::HaAdapter*>> adapters;
     ProtoTable protos;
@@ -103,6 +105,8 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
             source_abi_minor = instance.slot.loaded->descriptor->abi_minor;
         } else if (auto* f = instance.as<sdk::Filter>()) {
             filters.push_back(f);
+            filter_slots.push_back({instance.slot.instance, instance.slot.loaded->descriptor->name, f,
+                                    instance.slot.loaded->descriptor->abi_minor});
         } else if (auto* t = instance.as<sdk::Transport>()) {
             transports.emplace_back(instance.slot.instance, t);
         } else if (auto* h = instance.as<sdk::HaAdapter>()) {
@@ -149,6 +153,11 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         log->error("event=start_failed reason=\"{}\"", error);
         report_ready(options.ready_fd, error);
         return 1;
+    }
+    // The filters' kernel-side programs, chained, on the source's event socket (filter-bpf).
+    FilterChain filter_chain(std::move(filter_slots));
+    if (source != nullptr) {
+        filter_chain.attach(*source, tables_log);
     }
 
     // Roles: warm standby writes what peers send into this kernel while this node is not primary.
@@ -222,6 +231,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
         return out;
     });
     control.add("plugins", [&](const nlohmann::json&) { return plugins_json(host); });
+    control.add("filters", [&](const nlohmann::json&) { return filter_chain.status(); });
     auto require_engine = [&]() -> Engine& {
         if (!engine) {
             throw std::runtime_error("replication is not configured (no transports in the config)");

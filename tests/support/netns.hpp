@@ -3,7 +3,10 @@
 // destruction (and by scripts/lab-cleanup.sh should a test process die).
 #pragma once
 
+#include <sched.h>
+
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ctsync::test {
@@ -30,5 +33,22 @@ class NetNs {
 
 // Whether this process may create network namespaces (root with CAP_SYS_ADMIN).
 bool can_create_netns();
+
+// Runs `body` on a thread of its own, in a network namespace of that thread's own (unshare), and waits for
+// it; false when the namespace could not be made. Sockets the body opens see only that namespace, which
+// goes away with the thread.
+template <class Body>
+bool in_private_netns(Body body) {
+    bool ok = false;
+    std::thread t([&] {
+        if (unshare(CLONE_NEWNET) != 0) {
+            return;
+        }
+        ok = true;
+        body();
+    });
+    t.join();
+    return ok;
+}
 
 }  // namespace ctsync::test

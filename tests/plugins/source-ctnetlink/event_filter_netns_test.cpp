@@ -20,6 +20,7 @@
 
 #include "ctnetlink_source.hpp"
 #include "flow_codec.hpp"
+#include "tests/support/netns.hpp"
 
 namespace ctnetlink {
 namespace {
@@ -44,21 +45,6 @@ struct Counts {
     int events = 0;
     int dumped = 0;
 };
-
-// Runs `body` on a thread of its own network namespace; returns false when the namespace could not be made.
-template <class Body>
-bool in_private_netns(Body body) {
-    bool ok = false;
-    std::thread t([&] {
-        if (unshare(CLONE_NEWNET) != 0) {
-            return;
-        }
-        ok = true;
-        body();
-    });
-    t.join();
-    return ok;
-}
 
 void run_case(const std::vector<BpfInstruction>& program, Counts& counts, std::string& attach_error,
               bool& attached) {
@@ -99,10 +85,10 @@ TEST(SourceCtnetlinkEventFilter, KernelProgramDecidesWhichEventsArrive) {
     bool attached = false;
     const std::vector<BpfInstruction> accept = {{BPF_RET | BPF_K, 0, 0, 0xffffffff}};
     const std::vector<BpfInstruction> drop = {{BPF_RET | BPF_K, 0, 0, 0}};
-    ASSERT_TRUE(in_private_netns([&] { run_case(accept, accept_all, error, attached); }));
+    ASSERT_TRUE(ctsync::test::in_private_netns([&] { run_case(accept, accept_all, error, attached); }));
     EXPECT_TRUE(attached) << error;
     EXPECT_EQ(accept_all.events, 3);
-    ASSERT_TRUE(in_private_netns([&] { run_case(drop, drop_all, error, attached); }));
+    ASSERT_TRUE(ctsync::test::in_private_netns([&] { run_case(drop, drop_all, error, attached); }));
     EXPECT_TRUE(attached) << error;
     EXPECT_EQ(drop_all.events, 0);  // the kernel filtered them out
 }
@@ -113,7 +99,7 @@ TEST(SourceCtnetlinkEventFilter, InvalidProgramIsRefusedAndTheOldOneStays) {
     bool attached = true;
     // A jump past the end of the program: the kernel's verifier refuses it.
     const std::vector<BpfInstruction> invalid = {{BPF_JMP | BPF_JA, 0, 0, 5}, {BPF_RET | BPF_K, 0, 0, 0}};
-    ASSERT_TRUE(in_private_netns([&] { run_case(invalid, counts, error, attached); }));
+    ASSERT_TRUE(ctsync::test::in_private_netns([&] { run_case(invalid, counts, error, attached); }));
     EXPECT_FALSE(attached);
     EXPECT_EQ(error, "the kernel refused the event filter: Invalid argument");
     EXPECT_EQ(counts.events, 3);  // no filter: everything arrives
@@ -169,7 +155,7 @@ struct OwnWriteRig {
 };
 
 TEST(SourceCtnetlinkOwnWrites, EchoesStayInTheKernelAndEachAppliedWriteIsReportedOnce) {
-    ASSERT_TRUE(in_private_netns([] {
+    ASSERT_TRUE(ctsync::test::in_private_netns([] {
         OwnWriteRig rig;
         rig.start();
         std::vector<FlowState> flows;
@@ -209,7 +195,7 @@ TEST(SourceCtnetlinkOwnWrites, EchoesStayInTheKernelAndEachAppliedWriteIsReporte
 }
 
 TEST(SourceCtnetlinkOwnWrites, ParallelWritesAreReportedAndTheirEchoesFilteredToo) {
-    ASSERT_TRUE(in_private_netns([] {
+    ASSERT_TRUE(ctsync::test::in_private_netns([] {
         OwnWriteRig rig;
         rig.options.write_threads = 2;
         rig.start();
@@ -245,7 +231,7 @@ std::vector<char> destroy_message(const FlowState& flow) {
 }
 
 TEST(SourceCtnetlinkOwnWrites, ADestroyReadBeforeTheWriteIsReportedKeepsItsEchoBack) {
-    ASSERT_TRUE(in_private_netns([] {
+    ASSERT_TRUE(ctsync::test::in_private_netns([] {
         OwnWriteRig rig;
         rig.start();
         const FlowState gone = udp_flow(4000);
