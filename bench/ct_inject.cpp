@@ -3,13 +3,16 @@
 // benchmarks, and the event-burst generator for the overrun test. Deliberately independent of ctsync's own
 // writer (source-ctnetlink), so that it can measure it.
 //
-//   ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] [--batch-bytes B] [--rate R]
+//   ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR | --sources S] [--batch-bytes B]
+//             [--rate R]
 //
 // Entry i (from K): TCP ESTABLISHED 192.0.2.(1+i/60000):(1024+i%60000) -> 198.51.100.10:80, timeout 600 s;
 // with --nat, SNAT to 203.0.113.(1+i/60000):(1024+i%60000); with --snat-to ADDR, SNAT to the one IPv4
 // address ADDR (a firewall's virtual IP) port 1024+i%60000, the destination port then being 80+i/60000 so
 // that every reply tuple stays unique. With --rate R, batches are paced so that entry i is not sent before
-// i / R seconds (a burst at a target rate, not the kernel's fastest). Prints one line: entries, ms,
+// i / R seconds (a burst at a target rate, not the kernel's fastest). With --sources S (1-250, no NAT), the
+// source is 192.0.2.(1+i%S):(1024+(i/S)%60000): each source address holds 1/S of the entries (the filter
+// benchmark's share). Prints one line: entries, ms,
 // entries/s, errors.
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -33,6 +36,7 @@ struct Options {
     bool del = false;
     bool nat = false;
     std::uint32_t snat_to = 0;  // network order; 0: per-entry addresses (--nat)
+    long sources = 0;           // 0: the default addressing
     std::size_t batch_bytes = 128 * 1024;
     double rate = 0;  // entries per second; 0: as fast as the kernel takes them
 };
@@ -41,10 +45,11 @@ std::uint32_t v4(int a, int b, int c, int d) {
     return htonl(static_cast<std::uint32_t>((a << 24) | (b << 16) | (c << 8) | d));
 }
 
-nf_conntrack* make_entry(long i, bool nat, std::uint32_t snat_to) {
+nf_conntrack* make_entry(long i, bool nat, std::uint32_t snat_to, long sources) {
     nf_conntrack* ct = nfct_new();
-    const int host = static_cast<int>(1 + i / 60000);
-    const auto port = static_cast<std::uint16_t>(1024 + i % 60000);
+    const int host = static_cast<int>(sources > 0 ? 1 + i % sources : 1 + i / 60000);
+    const auto port =
+        static_cast<std::uint16_t>(sources > 0 ? 1024 + (i / sources) % 60000 : 1024 + i % 60000);
     nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
     nfct_set_attr_u8(ct, ATTR_L4PROTO, IPPROTO_TCP);
     nfct_set_attr_u32(ct, ATTR_IPV4_SRC, v4(192, 0, 2, host));
@@ -91,6 +96,12 @@ int main(int argc, char** argv) {
                 return 2;
             }
             o.nat = true;
+        } else if (a == "--sources") {
+            o.sources = std::atol(next());
+            if (o.sources < 1 || o.sources > 250) {
+                std::fprintf(stderr, "ct-inject: --sources must be 1..250\n");
+                return 2;
+            }
         } else if (a == "--batch-bytes") {
             o.batch_bytes = static_cast<std::size_t>(std::atol(next()));
         } else if (a == "--rate") {
@@ -101,10 +112,19 @@ int main(int argc, char** argv) {
             }
         } else {
             std::fprintf(stderr,
-                         "usage: ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR] "
-                         "[--batch-bytes B] [--rate R]\n");
+                         "usage: ct-inject --count N [--first K] [--delete] [--nat | --snat-to ADDR | "
+                         "--sources S] [--batch-bytes B] [--rate R]\n");
             return 2;
         }
+    }
+    if (o.sources > 0 && o.nat) {
+        std::fprintf(stderr, "ct-inject: --sources does not combine with --nat or --snat-to\n");
+        return 2;
+    }
+    if (o.sources > 0 && o.first + o.count > 60000L * o.sources) {
+        std::fprintf(stderr, "ct-inject: with --sources %ld, entries stay unique up to %ld\n", o.sources,
+                     60000L * o.sources);
+        return 2;
     }
     if (o.count <= 0 || o.count > 60000L * 250) {
         std::fprintf(stderr, "ct-inject: --count must be 1..15000000\n");
@@ -134,7 +154,7 @@ int main(int argc, char** argv) {
         nlmsghdr* last = nullptr;
         const std::uint32_t first_seq = seq;
         while (i < end && o.batch_bytes - used >= 1024) {
-            nf_conntrack* ct = make_entry(i++, o.nat && !o.del, o.snat_to);
+            nf_conntrack* ct = make_entry(i++, o.nat && !o.del, o.snat_to, o.sources);
             nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data() + used);
             nlh->nlmsg_type =
                 (NFNL_SUBSYS_CTNETLINK << 8) | (o.del ? IPCTNL_MSG_CT_DELETE : IPCTNL_MSG_CT_NEW);

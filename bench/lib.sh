@@ -33,6 +33,17 @@ wait_for() {
     done
     return 1
 }
+# Median and range of a list of numbers ("-" and "timeout" pass through).
+stat() {
+    printf '%s\n' "$@" | awk '
+        /^-?[0-9.]+$/ {v[n++] = $1; next} {other = $1}
+        END {
+            if (n == 0) {print (other == "" ? "-" : other); exit}
+            for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
+            m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+            if (n == 1) printf "%g", m; else printf "%g (%g–%g)", m, v[0], v[n - 1]
+        }'
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of a process
 source "${ROOT}/bench/conntrackd_conf.sh"
 conntrackd_config() { # name local_ip peer_ip dev   (CD_WARM=1: DisableExternalCache On, writes to the kernel)
