@@ -80,7 +80,8 @@ cd_config() { # name local peer from(Userspace|Kernelspace)
 }
 ctsync_external() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" --timeout 5000 status --json 2>/dev/null | sed -n 's/.*"external_flows": \([0-9]*\).*/\1/p'; }
 ctsync_complete() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" replication --json 2>/dev/null | sed -n 's/^  "complete": \(.*\),$/\1/p'; }
-ctsync_metric() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" stats --json 2>/dev/null | awk -v m="\"$2\"" '$0 ~ "\"name\": " m {x=1} x && /"value"/ {gsub(/[^0-9]/, ""); print; exit}'; }
+# Reads all of ctsyncctl's output (an early exit would end ctsyncctl with SIGPIPE: a failure under pipefail).
+ctsync_metric() { "${BIN}/ctsyncctl" -C "${WORK}/$1.json" stats --json 2>/dev/null | awk -v m="\"$2\"" '$0 ~ "\"name\": " m {x=1} x && !v && /"value"/ {v = $0; gsub(/[^0-9]/, "", v)} END {print v}'; }
 cd_cache() { conntrackd -C "${WORK}/$1.conf" -s 2>/dev/null | awk -v c="cache $2:" '$0 ~ c {x=1} x && /current active connections/ {print $NF; exit}'; }
 
 # run CONFIG: writes to WORK/result "inject_eps cache_ms cpu_pri_us cpu_bak_us events_read"

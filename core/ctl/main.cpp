@@ -144,9 +144,17 @@ void print_filters(const nlohmann::json& r) {
         }
         if (d.contains("counters")) {
             const auto& c = d["counters"];
-            std::cout << fmt::format("  counters:    seen {}, accepted {}, dropped in process {}\n",
+            std::cout << fmt::format("  counters:    seen {}, accepted {}, dropped in process {}",
                                      c.value("seen", 0), c.value("accepted", 0),
                                      c.value("dropped_in_process", 0));
+        }
+        if (f.contains("dropped_in_kernel")) {
+            std::cout << fmt::format(
+                "{}dropped in kernel {}",
+                d.contains("counters") ? ", " : "  counters:    ", f.value("dropped_in_kernel", 0));
+        }
+        if (d.contains("counters") || f.contains("dropped_in_kernel")) {
+            std::cout << "\n";
         }
     }
 }

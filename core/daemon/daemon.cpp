@@ -158,6 +158,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     FilterChain filter_chain(std::move(filter_slots));
     if (source != nullptr) {
         filter_chain.attach(*source, tables_log);
+        filter_chain.count_kernel_drops(io.get_executor(), metrics, tables_log);
     }
 
     // Roles: warm standby writes what peers send into this kernel while this node is not primary.

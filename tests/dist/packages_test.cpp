@@ -88,6 +88,10 @@ TEST(Packages, EachHoldsItsFilesAndDependsOnTheSameAbi) {
     // Plugins that link a library of the system depend on it (shlibdeps).
     EXPECT_THAT(field("ctsync-plugin-source-ctnetlink", "Depends"), HasSubstr("libnetfilter-conntrack3"));
     EXPECT_THAT(field("ctsync-plugin-source-ctnetlink", "Depends"), HasSubstr("libmnl0"));
+    // filter-bpf's package also holds its command-line companion and that one's man page.
+    const auto filter = contents("ctsync-plugin-filter-bpf");
+    EXPECT_THAT(filter, HasSubstr("./usr/bin/ctsync-filter\n"));
+    EXPECT_THAT(filter, HasSubstr("./usr/share/man/man1/ctsync-filter.1.gz\n"));
 
     const auto sdk = contents("libctsync-sdk-dev");
     const std::vector<std::string> sdk_files = {

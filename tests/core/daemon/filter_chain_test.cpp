@@ -70,6 +70,27 @@ TEST(FilterChain, AcceptsOnlyWhatEveryProgramAccepts) {
             }
         }
     }
+    // The k-th witness accepts (whole) exactly what the k-th program of the chain is the first to drop.
+    for (std::size_t k = 0; k < 3; ++k) {
+        ASSERT_TRUE(filter_bpf::check(chain.witness(k), error)) << error;
+    }
+    auto first_to_drop = [&](std::vector<std::uint8_t> packet) {
+        int which = -1;
+        for (std::size_t k = 0; k < 3; ++k) {
+            const std::uint32_t r = filter_bpf::run(chain.witness(k), packet);
+            EXPECT_TRUE(r == 0 || r == 0xffffffffu) << "a witness keeps all of a message or nothing";
+            if (r != 0) {
+                EXPECT_EQ(which, -1) << "two witnesses took one message";
+                which = static_cast<int>(k);
+            }
+        }
+        return which;
+    };
+    EXPECT_EQ(first_to_drop({1, 2, 3, 0}), -1);
+    EXPECT_EQ(first_to_drop({0, 2, 3, 0}), 0);
+    EXPECT_EQ(first_to_drop({0, 0, 0, 0}), 0);
+    EXPECT_EQ(first_to_drop({1, 0, 0, 0}), 1);
+    EXPECT_EQ(first_to_drop({1, 2, 0, 0}), 2);
     const auto status = chain.status();
     EXPECT_EQ(status["filters"][0]["kernel"], "attached");
     EXPECT_EQ(status["filters"][1]["kernel"], "none");
