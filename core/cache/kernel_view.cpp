@@ -7,6 +7,39 @@ namespace ctsync::core {
 
 using sdk::EventKind;
 
+namespace {
+
+// An UPDATE event carries what changed (ctnetlink_conntrack_event): the protocol info only when it changed
+// (a mark set on a later packet arrives without the TCP state), the labels only when they changed, the
+// sequence adjustment only when it changed. What it leaves out keeps the value the cache holds. An all-zero
+// protocol info is never a real one after confirmation (TCP, SCTP and DCCP state NONE precede the first
+// packet); all-zero labels are taken for absent, so labels cleared all at once through ctnetlink stay until
+// the next dump.
+sdk::FlowState complete_update(const sdk::FlowState& update, const sdk::FlowState& held) {
+    sdk::FlowState f = update;
+    if (f.tcp == sdk::TcpState{}) {
+        f.tcp = held.tcp;
+    }
+    if (f.sctp == sdk::SctpState{}) {
+        f.sctp = held.sctp;
+    }
+    if (f.dccp == sdk::DccpState{}) {
+        f.dccp = held.dccp;
+    }
+    if (f.labels == sdk::Labels{}) {
+        f.labels = held.labels;
+    }
+    if (!f.seq_original.present) {
+        f.seq_original = held.seq_original;
+    }
+    if (!f.seq_reply.present) {
+        f.seq_reply = held.seq_reply;
+    }
+    return f;
+}
+
+}  // namespace
+
 KernelView::KernelView(FlowCache& cache, MetricsRegistry& metrics, sdk::Logger& log,
                        std::function<bool(const sdk::FlowState&)> accept)
     : cache_(cache),
@@ -45,11 +78,16 @@ void KernelView::on_flow(EventKind kind, const sdk::FlowState& flow) noexcept {
         }
         if (kind == EventKind::kDestroy) {
             cache_.erase(key);
-        } else if (accept_ && !accept_(flow)) {
+            refresh_gauges();
+            return;
+        }
+        const sdk::FlowState* held = kind == EventKind::kUpdate ? cache_.find(key) : nullptr;
+        const sdk::FlowState complete = held != nullptr ? complete_update(flow, *held) : flow;
+        if (accept_ && !accept_(complete)) {
             filtered_.add();
             cache_.erase(key);
         } else {
-            cache_.upsert(flow, generation_);
+            cache_.upsert(complete, generation_);
         }
         refresh_gauges();
     } catch (const std::exception& e) {

@@ -96,6 +96,47 @@ TEST_F(KernelViewTest, FilteredFlowsAreKeptOut) {
     EXPECT_EQ(it->value, 1);
 }
 
+// What an UPDATE event leaves out (the protocol info when only the mark changed, labels, sequence
+// adjustment) keeps what the cache holds; what it carries replaces it; filters judge the completed entry.
+TEST_F(KernelViewTest, AnUpdateKeepsWhatItLeavesOut) {
+    auto established = flow(7);
+    established.tcp = {3, 7, 7, 0x23, 0x23};
+    established.labels[0] = 0x04;
+    established.seq_original = {true, 100, 0, 12};
+    view_.on_flow(EventKind::kNew, established);
+    auto mark_only = flow(7, 0x42);  // no protocol info, labels or sequence adjustment in the message
+    view_.on_flow(EventKind::kUpdate, mark_only);
+    const auto* held = cache_.find(established.key());
+    ASSERT_NE(held, nullptr);
+    EXPECT_EQ(held->mark, 0x42u);
+    EXPECT_EQ(held->tcp, established.tcp);
+    EXPECT_EQ(held->labels, established.labels);
+    EXPECT_EQ(held->seq_original, established.seq_original);
+    // A state change replaces the state.
+    auto fin = flow(7, 0x42);
+    fin.tcp = {4, 7, 7, 0x23, 0x27};
+    view_.on_flow(EventKind::kUpdate, fin);
+    EXPECT_EQ(cache_.find(established.key())->tcp, fin.tcp);
+    // A dump entry is complete: it replaces everything.
+    view_.on_flow(EventKind::kDump, flow(7, 0x42));
+    EXPECT_EQ(cache_.find(established.key())->tcp, sdk::TcpState{});
+}
+
+TEST(KernelViewFilters, FiltersJudgeAnUpdateWithWhatItLeftOutFilledIn) {
+    FlowCache cache;
+    MetricsRegistry metrics;
+    ::testing::NiceMock<testkit::MockLogger> log;
+    // "tcp and state established": without the completion, a mark-only update (no state in it) would take
+    // the flow out of the cache, and so out of replication.
+    KernelView view{cache, metrics, log, [](const sdk::FlowState& f) { return f.tcp.state == 3; }};
+    auto established = flow(9);
+    established.tcp.state = 3;
+    view.on_flow(EventKind::kNew, established);
+    view.on_flow(EventKind::kUpdate, flow(9, 7));
+    ASSERT_NE(cache.find(established.key()), nullptr);
+    EXPECT_EQ(cache.find(established.key())->mark, 7u);
+}
+
 TEST_F(KernelViewTest, ExpectationsFollowTheSameRules) {
     sdk::Expectation e;
     e.master = flow(1).original;
