@@ -52,10 +52,7 @@ FilterChain::FilterChain(std::vector<FilterSlot> slots) {
         } else if (std::string why = unchainable(*program); !why.empty()) {
             entry.kernel = "left out";
             entry.reason = why;
-        } else if (programs.size() == 255) {
-            entry.kernel = "left out";
-            entry.reason = "the chain holds at most 255 programs";
-        } else if (total + program->size() + 2 > kMaxChainInstructions) {
+        } else if (total + program->size() + (programs.empty() ? 0 : 2) > kMaxChainInstructions) {
             entry.kernel = "left out";
             entry.reason =
                 fmt::format("the chained program would exceed {} instructions", kMaxChainInstructions);
@@ -154,14 +151,16 @@ void FilterChain::count_kernel_drops(boost::asio::any_io_executor executor, Metr
     }
     for (std::size_t k = 0; k < attached_entries_.size(); ++k) {
         Entry& e = entries_[attached_entries_[k]];
+        // A filter whose socket cannot be set up goes uncounted (said by status()); the others are counted.
         auto fail = [&](const char* what) {
-            counting_error_ = fmt::format("{}: {}", what, std::strerror(errno));
-            log.warn(fmt::format("event=filters_kernel_drops_not_counted reason=\"{}\"", counting_error_));
+            counting_error_ = fmt::format("{}: {}: {}", e.slot.instance, what, std::strerror(errno));
+            log.warn(fmt::format("event=filters_kernel_drops_not_counted instance={} reason=\"{}\"",
+                                 e.slot.instance, counting_error_));
         };
         const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
         if (fd < 0) {
             fail("cannot open a counting socket");
-            return;
+            continue;
         }
         // The smallest buffer the kernel allows, no ENOBUFS reports: nearly every event overflows it.
         const int one = 1;
@@ -179,18 +178,21 @@ void FilterChain::count_kernel_drops(boost::asio::any_io_executor executor, Metr
         if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)) != 0) {
             fail("the kernel refused a counting program");
             ::close(fd);
-            return;
+            continue;
         }
         if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
             fail("cannot subscribe a counting socket to conntrack events");
             ::close(fd);
-            return;
+            continue;
         }
         e.witness_fd = fd;
         e.dropped_in_kernel = &metrics.counter(
             e.slot.instance + ".dropped_in_kernel",
             "events this filter's kernel-side program dropped (the first filter of the chain to drop them)",
             {e.slot.plugin, e.slot.instance, "dropped_in_kernel"});
+    }
+    if (std::none_of(entries_.begin(), entries_.end(), [](const Entry& x) { return x.witness_fd >= 0; })) {
+        return;
     }
     witness_timer_ = std::make_unique<boost::asio::steady_timer>(executor);
     wait_witness();

@@ -15,6 +15,7 @@ namespace {
 
 using ctsync::sdk::BpfInstruction;
 using ctsync::sdk::Family;
+namespace l4 = ctsync::sdk::l4;
 
 // Where a ctnetlink message keeps what the program reads: nlmsghdr (16 bytes, host order), nfgenmsg (family
 // at 16), then the attributes from 20. The netfilter subsystem is the high byte of nlmsg_type, byte 5 on a
@@ -201,8 +202,10 @@ class Compiler {
             if (i == 0) {
                 gen(*n.kids[i], next_n, f, next_u);
             } else {
-                e_.bind(cur_n);
-                gen(*n.kids[i], next_n, f, next_u);
+                if (e_.used(cur_n)) {  // no copy for a path nothing reaches
+                    e_.bind(cur_n);
+                    gen(*n.kids[i], next_n, f, next_u);
+                }
                 if (cur_u != cur_n && e_.used(cur_u)) {
                     e_.bind(cur_u);
                     gen(*n.kids[i], next_u, f, next_u);
@@ -222,8 +225,10 @@ class Compiler {
             if (i == 0) {
                 gen(*n.kids[i], t, next_n, next_u);
             } else {
-                e_.bind(cur_n);
-                gen(*n.kids[i], t, next_n, next_u);
+                if (e_.used(cur_n)) {
+                    e_.bind(cur_n);
+                    gen(*n.kids[i], t, next_n, next_u);
+                }
                 if (cur_u != cur_n && e_.used(cur_u)) {
                     e_.bind(cur_u);
                     gen(*n.kids[i], t, next_u, next_u);
@@ -294,25 +299,40 @@ class Compiler {
                 }
                 return;
             }
-            case Node::Kind::kPort:
+            case Node::Kind::kPort: {
+                const int no_port = e_.label();
                 tuple(n.dir, u);
                 find_nested(CTA_TUPLE_PROTO, u);
-                find_nested(n.side == Side::kSrc ? CTA_PROTO_SRC_PORT : CTA_PROTO_DST_PORT, f);
+                find_nested(n.side == Side::kSrc ? CTA_PROTO_SRC_PORT : CTA_PROTO_DST_PORT, no_port);
                 e_.stmt(BPF_MISC | BPF_TAX, 0);
                 e_.stmt(BPF_LD | BPF_H | BPF_IND, 4);
                 if (n.lo == n.hi) {
                     e_.cond(BPF_JMP | BPF_JEQ | BPF_K, n.lo, t, f);
-                    return;
-                }
-                if (n.lo > 0) {
-                    e_.jump_unless(BPF_JMP | BPF_JGE | BPF_K, n.lo, f);
-                }
-                if (n.hi < 65535) {
-                    e_.cond(BPF_JMP | BPF_JGT | BPF_K, n.hi, f, t);
                 } else {
-                    e_.ja(t);
+                    if (n.lo > 0) {
+                        e_.jump_unless(BPF_JMP | BPF_JGE | BPF_K, n.lo, f);
+                    }
+                    if (n.hi < 65535) {
+                        e_.cond(BPF_JMP | BPF_JGT | BPF_K, n.hi, f, t);
+                    } else {
+                        e_.ja(t);
+                    }
                 }
+                // No port attribute: false for a protocol without ports (ICMP's identifier is no port);
+                // unknown for one with ports that the kernel tracks without them (its generic tracker,
+                // when that protocol's is not built), which the process reads as port 0.
+                e_.bind(no_port);
+                tuple(n.dir, u);
+                find_nested(CTA_TUPLE_PROTO, u);
+                find_nested(CTA_PROTO_NUM, u);
+                e_.stmt(BPF_MISC | BPF_TAX, 0);
+                e_.stmt(BPF_LD | BPF_B | BPF_IND, 4);
+                for (std::uint8_t p : {l4::kTcp, l4::kUdp, l4::kUdplite, l4::kSctp, l4::kDccp, l4::kGre}) {
+                    e_.jump_if(BPF_JMP | BPF_JEQ | BPF_K, p, u);
+                }
+                e_.ja(f);
                 return;
+            }
             case Node::Kind::kZone: {
                 // CTA_ZONE for a zone of both directions; a zone of one direction only inside that
                 // direction's tuple (CTA_TUPLE_ZONE); nothing for zone 0.
@@ -457,25 +477,85 @@ bool check(std::span<const BpfInstruction> prog, std::string& error) {
             fmt::format("a classic program has 1 to {} instructions, found {}", BPF_MAXINSNS, prog.size());
         return false;
     }
+    // The opcodes the kernel accepts (net/core/filter.c, chk_code_allowed).
+    auto allowed = [](std::uint16_t code) {
+        switch (code) {
+            case BPF_ALU | BPF_ADD | BPF_K:
+            case BPF_ALU | BPF_ADD | BPF_X:
+            case BPF_ALU | BPF_SUB | BPF_K:
+            case BPF_ALU | BPF_SUB | BPF_X:
+            case BPF_ALU | BPF_MUL | BPF_K:
+            case BPF_ALU | BPF_MUL | BPF_X:
+            case BPF_ALU | BPF_DIV | BPF_K:
+            case BPF_ALU | BPF_DIV | BPF_X:
+            case BPF_ALU | BPF_MOD | BPF_K:
+            case BPF_ALU | BPF_MOD | BPF_X:
+            case BPF_ALU | BPF_AND | BPF_K:
+            case BPF_ALU | BPF_AND | BPF_X:
+            case BPF_ALU | BPF_OR | BPF_K:
+            case BPF_ALU | BPF_OR | BPF_X:
+            case BPF_ALU | BPF_XOR | BPF_K:
+            case BPF_ALU | BPF_XOR | BPF_X:
+            case BPF_ALU | BPF_LSH | BPF_K:
+            case BPF_ALU | BPF_LSH | BPF_X:
+            case BPF_ALU | BPF_RSH | BPF_K:
+            case BPF_ALU | BPF_RSH | BPF_X:
+            case BPF_ALU | BPF_NEG:
+            case BPF_LD | BPF_W | BPF_ABS:
+            case BPF_LD | BPF_H | BPF_ABS:
+            case BPF_LD | BPF_B | BPF_ABS:
+            case BPF_LD | BPF_W | BPF_IND:
+            case BPF_LD | BPF_H | BPF_IND:
+            case BPF_LD | BPF_B | BPF_IND:
+            case BPF_LD | BPF_W | BPF_LEN:
+            case BPF_LD | BPF_W | BPF_MEM:
+            case BPF_LD | BPF_IMM:
+            case BPF_LDX | BPF_W | BPF_LEN:
+            case BPF_LDX | BPF_W | BPF_MEM:
+            case BPF_LDX | BPF_IMM:
+            case BPF_LDX | BPF_B | BPF_MSH:
+            case BPF_ST:
+            case BPF_STX:
+            case BPF_MISC | BPF_TAX:
+            case BPF_MISC | BPF_TXA:
+            case BPF_RET | BPF_K:
+            case BPF_RET | BPF_A:
+            case BPF_JMP | BPF_JA:
+            case BPF_JMP | BPF_JEQ | BPF_K:
+            case BPF_JMP | BPF_JEQ | BPF_X:
+            case BPF_JMP | BPF_JGE | BPF_K:
+            case BPF_JMP | BPF_JGE | BPF_X:
+            case BPF_JMP | BPF_JGT | BPF_K:
+            case BPF_JMP | BPF_JGT | BPF_X:
+            case BPF_JMP | BPF_JSET | BPF_K:
+            case BPF_JMP | BPF_JSET | BPF_X:
+                return true;
+            default:
+                return false;
+        }
+    };
     for (std::size_t pc = 0; pc < prog.size(); ++pc) {
         const auto& in = prog[pc];
         auto bad = [&](const char* what) {
             error = fmt::format("instruction {} (code 0x{:02x}): {}", pc, in.code, what);
             return false;
         };
+        if (!allowed(in.code)) {
+            return bad("not an opcode the kernel accepts");
+        }
         switch (BPF_CLASS(in.code)) {
             case BPF_LD:
-            case BPF_LDX: {
-                const std::uint16_t mode = BPF_MODE(in.code);
-                if (mode == BPF_MEM && in.k >= BPF_MEMWORDS) {
+            case BPF_LDX:
+                if (BPF_MODE(in.code) == BPF_MEM && in.k >= BPF_MEMWORDS) {
                     return bad("scratch memory index out of range");
                 }
-                if (mode != BPF_IMM && mode != BPF_ABS && mode != BPF_IND && mode != BPF_MEM &&
-                    mode != BPF_LEN && mode != BPF_MSH) {
-                    return bad("unknown load mode");
+                if (BPF_CLASS(in.code) == BPF_LD && BPF_MODE(in.code) == BPF_ABS &&
+                    in.k >= static_cast<std::uint32_t>(SKF_AD_OFF) && in.k != kNlattr &&
+                    in.k != kNlattrNest && in.k != static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_PROTOCOL) &&
+                    in.k != static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)) {
+                    return bad("an extension load this interpreter does not implement");
                 }
                 break;
-            }
             case BPF_ST:
             case BPF_STX:
                 if (in.k >= BPF_MEMWORDS) {
@@ -487,8 +567,9 @@ bool check(std::span<const BpfInstruction> prog, std::string& error) {
                     in.k == 0) {
                     return bad("division by the constant 0");
                 }
-                if (BPF_OP(in.code) > BPF_XOR) {
-                    return bad("unknown ALU operation");
+                if ((BPF_OP(in.code) == BPF_LSH || BPF_OP(in.code) == BPF_RSH) && BPF_SRC(in.code) == BPF_K &&
+                    in.k >= 32) {
+                    return bad("a shift by 32 or more");
                 }
                 break;
             case BPF_JMP:
@@ -496,21 +577,11 @@ bool check(std::span<const BpfInstruction> prog, std::string& error) {
                     if (in.k >= prog.size() - pc - 1) {
                         return bad("jump past the end");
                     }
-                } else {
-                    if (BPF_OP(in.code) > BPF_JSET) {
-                        return bad("unknown jump");
-                    }
-                    if (pc + 1 + in.jt >= prog.size() || pc + 1 + in.jf >= prog.size()) {
-                        return bad("jump past the end");
-                    }
+                } else if (pc + 1 + in.jt >= prog.size() || pc + 1 + in.jf >= prog.size()) {
+                    return bad("jump past the end");
                 }
                 break;
-            case BPF_RET:
-                break;
-            case BPF_MISC:
-                if (in.code != (BPF_MISC | BPF_TAX) && in.code != (BPF_MISC | BPF_TXA)) {
-                    return bad("unknown misc operation");
-                }
+            default:
                 break;
         }
     }
@@ -556,7 +627,7 @@ std::uint32_t run(std::span<const BpfInstruction> prog, std::span<const std::uin
                         }
                         break;
                     case BPF_IND:
-                        if (!load(p, std::uint64_t{x} + in.k, size, v)) {
+                        if (!load(p, static_cast<std::uint32_t>(x + in.k), size, v)) {
                             return 0;
                         }
                         break;
@@ -613,10 +684,10 @@ std::uint32_t run(std::span<const BpfInstruction> prog, std::span<const std::uin
                         a ^= src;
                         break;
                     case BPF_LSH:
-                        a = src >= 32 ? 0 : a << src;
+                        a <<= src & 31;  // as the kernel's x86 JIT masks a register count
                         break;
                     case BPF_RSH:
-                        a = src >= 32 ? 0 : a >> src;
+                        a >>= src & 31;
                         break;
                     case BPF_NEG:
                         a = 0u - a;

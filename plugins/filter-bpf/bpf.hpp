@@ -30,8 +30,10 @@ inline constexpr std::size_t kMaxProgram = 3800;
 // (expectations, anything short). nullopt with `why` when it would exceed kMaxProgram.
 std::optional<Program> compile(const Node& node, std::string& why);
 
-// The kernel's checks on a classic program (net/core/filter.c, bpf_check_classic): length, known opcodes,
-// jumps inside the program, no division by a constant zero, scratch memory indices, a return at the end.
+// The kernel's checks on a classic program (net/core/filter.c, bpf_check_classic) but the one on scratch
+// memory read before written: length, the opcodes it accepts, jumps inside the program, no division by a
+// constant zero nor constant shift of 32 or more, scratch memory indices, a return at the end; and only the
+// extension loads run() implements (netlink attributes; protocol and packet type, 0 on netlink).
 bool check(std::span<const ctsync::sdk::BpfInstruction> program, std::string& error);
 
 // Runs a checked program over one message as the kernel runs a socket filter over an skb holding it:

@@ -108,17 +108,16 @@ bool address_atom(const std::string& kind, const std::string& value, std::string
         why = fmt::format("'{}' is not an {} address", value, v6 ? "IPv6" : "IPv4");
         return false;
     }
-    if (prefix.empty()) {
+    if (value.find('/') == std::string::npos) {
         out = fmt::format("(orig src host {} or reply src host {})", addr, addr);
         return true;
     }
     // conntrackd masks the address with the prefix: so does the translation.
     const unsigned bits = v6 ? 128 : 32;
-    unsigned p = 0;
-    try {
+    unsigned p = bits + 1;
+    if (!prefix.empty() && prefix.size() <= 3 &&
+        std::all_of(prefix.begin(), prefix.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         p = static_cast<unsigned>(std::stoul(prefix));
-    } catch (...) {
-        p = bits + 1;
     }
     if (p > bits) {
         why = fmt::format("'{}' has no valid prefix length", value);
@@ -148,7 +147,12 @@ bool conntrackd_filter_expression(std::string_view conf, std::string& expression
     }
     const std::size_t filter_line = w[i].line;
     ++i;
-    if (i + 1 < w.size() && lower(w[i].text) == "from") {
+    if (i < w.size() && lower(w[i].text) == "from") {
+        if (i + 1 >= w.size() ||
+            (lower(w[i + 1].text) != "userspace" && lower(w[i + 1].text) != "kernelspace")) {
+            error = fmt::format("line {}: expected Userspace or Kernelspace after 'Filter From'", w[i].line);
+            return false;
+        }
         i += 2;
     }
     if (i >= w.size() || w[i].text != "{") {
@@ -157,6 +161,7 @@ bool conntrackd_filter_expression(std::string_view conf, std::string& expression
     }
     ++i;
     std::vector<std::string> parts;
+    std::vector<std::string> seen;  // conntrackd merges repeated blocks of a kind; say so rather than guess
     while (i < w.size() && w[i].text != "}") {
         const Word& section = w[i];
         const std::string kind = lower(section.text);
@@ -166,6 +171,14 @@ bool conntrackd_filter_expression(std::string_view conf, std::string& expression
                             section.line, section.text);
             return false;
         }
+        if (std::find(seen.begin(), seen.end(), kind) != seen.end()) {
+            error = fmt::format(
+                "line {}: a second {} block: conntrackd merges them (the last Accept or Ignore "
+                "wins for all); write one",
+                section.line, section.text);
+            return false;
+        }
+        seen.push_back(kind);
         if (i + 2 >= w.size() || (lower(w[i + 1].text) != "accept" && lower(w[i + 1].text) != "ignore") ||
             w[i + 2].text != "{") {
             error = fmt::format("line {}: expected '{} Accept {{' or '{} Ignore {{'", section.line,

@@ -82,7 +82,8 @@ constexpr std::uint32_t kIpsDstNat = 1u << 5;
 
 struct Token {
     enum class Kind { kWord, kOpen, kClose, kNot, kAnd, kOr, kEnd } kind = Kind::kEnd;
-    std::string text;
+    std::string text;        // lower case (words are case-insensitive)
+    std::string raw;         // as written (helper names are not: the kernel has "RAS", "Q.931")
     std::size_t column = 0;  // 1-based
 };
 
@@ -139,6 +140,7 @@ bool lex(std::string_view s, std::vector<Token>& out, ParseError& error) {
             }
             t.kind = Token::Kind::kWord;
             t.text = std::string(s.substr(i, j - i));
+            t.raw = t.text;
             std::transform(t.text.begin(), t.text.end(), t.text.begin(),
                            [](char ch) { return static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch); });
             if (t.text == "and") {
@@ -300,20 +302,25 @@ class Parser {
 
     // [orig|reply] [src|dst] (host|net|port|portrange) ARG
     std::optional<NodePtr> parse_atom() {
-        const Token& first = peek();
         std::optional<Dir> dir;
         std::optional<Side> side;
+        std::string qualifiers;  // what came before the word, for messages ("orig src")
         if (peek().kind == Token::Kind::kWord && (peek().text == "orig" || peek().text == "reply")) {
-            dir = next().text == "orig" ? Dir::kOrig : Dir::kReply;
+            qualifiers = next().text;
+            dir = qualifiers == "orig" ? Dir::kOrig : Dir::kReply;
         }
         if (peek().kind == Token::Kind::kWord && (peek().text == "src" || peek().text == "dst")) {
-            side = next().text == "src" ? Side::kSrc : Side::kDst;
+            const std::string& q = next().text;
+            side = q == "src" ? Side::kSrc : Side::kDst;
+            qualifiers += (qualifiers.empty() ? "" : " ") + q;
         }
-        const Token& word = next();
+        const Token& word = peek();
         if (word.kind != Token::Kind::kWord) {
-            return fail(word, fmt::format("expected 'host', 'net' or 'port' after '{}', found {}",
-                                          t_[i_ - 2].text, describe(word)));
+            // Only after a qualifier (parse_unary sends nothing else here).
+            return fail(word, fmt::format("expected 'host', 'net' or 'port' after '{}', found {}", qualifiers,
+                                          describe(word)));
         }
+        next();
         const std::string& w = word.text;
         if (w == "host" || w == "net") {
             return parse_net(word, dir, side);
@@ -322,8 +329,8 @@ class Parser {
             return parse_port(word, dir, side);
         }
         if (dir || side) {
-            return fail(word, fmt::format("expected 'host', 'net' or 'port' after '{}', found '{}'",
-                                          t_[i_ - 2].text, w));
+            return fail(
+                word, fmt::format("expected 'host', 'net' or 'port' after '{}', found '{}'", qualifiers, w));
         }
         if (w == "ip" || w == "ip4" || w == "ipv4" || w == "ip6" || w == "ipv6") {
             auto n = make(Node::Kind::kFamily);
@@ -456,10 +463,9 @@ class Parser {
                                              describe(arg)));
             }
             auto n = make(Node::Kind::kHelper);
-            n->helper = arg.text == "any" ? "" : arg.text;
+            n->helper = arg.text == "any" ? "" : arg.raw;
             return NodePtr(n);
         }
-        (void)first;
         return fail(word, fmt::format("unknown word '{}': expected an atom (ip, ip6, proto, tcp, udp, ..., "
                                       "host, net, port, portrange, zone, mark, status, state, nat, snat, "
                                       "dnat, helper), 'not' or '('",

@@ -80,11 +80,14 @@ int main(int argc, char** argv) {
     }
     const auto where = filter_bpf::placement(*root);
     std::cout << "canonical:   " << filter_bpf::to_string(*root) << "\n";
-    std::cout << "kernel:      "
-              << (program ? std::to_string(program->size()) + " instructions" : "none (" + why + ")")
-              << (program && filter_bpf::kernel_exact(*root) ? ", the whole verdict"
-                                                             : ", drops only what the atoms below decide")
-              << "\n";
+    if (!program) {
+        std::cout << "kernel:      none (" << why << "): the process decides it all\n";
+    } else {
+        std::cout << "kernel:      " << program->size() << " instructions"
+                  << (filter_bpf::kernel_exact(*root) ? ", the whole verdict"
+                                                      : ", drops only what the atoms below decide")
+                  << "\n";
+    }
     for (const auto& a : where.in_kernel) {
         std::cout << "  kernel:    " << a << "\n";
     }

@@ -55,7 +55,7 @@ class MessageBuilder {
 };
 
 inline void put_tuple(MessageBuilder& m, std::uint16_t type, const ctsync::sdk::Tuple& t,
-                      const ctsync::sdk::Zone& zone, std::uint8_t direction_bit) {
+                      const ctsync::sdk::Zone& zone, std::uint8_t direction_bit, bool ports) {
     namespace l4 = ctsync::sdk::l4;
     const auto outer = m.nest_start(type);
     const auto ip = m.nest_start(CTA_TUPLE_IP);
@@ -69,7 +69,7 @@ inline void put_tuple(MessageBuilder& m, std::uint16_t type, const ctsync::sdk::
     m.nest_end(ip);
     const auto proto = m.nest_start(CTA_TUPLE_PROTO);
     m.put_u8(CTA_PROTO_NUM, t.protocol);
-    if (has_ports(t.protocol)) {
+    if (has_ports(t.protocol) && ports) {
         m.put_be16(CTA_PROTO_SRC_PORT, t.src_port);
         m.put_be16(CTA_PROTO_DST_PORT, t.dst_port);
     } else if (t.protocol == l4::kIcmp) {
@@ -89,11 +89,14 @@ inline void put_tuple(MessageBuilder& m, std::uint16_t type, const ctsync::sdk::
 }
 
 // `destroy`: a DELETE event (no protocol info, helper or mark unless set, as the kernel sends it).
-inline std::vector<std::uint8_t> event_message(const ctsync::sdk::FlowState& f, bool destroy = false) {
+// `ports` false: the tuples without ports, as the kernel's generic tracker sends a protocol it has no
+// tracker for.
+inline std::vector<std::uint8_t> event_message(const ctsync::sdk::FlowState& f, bool destroy = false,
+                                               bool ports = true) {
     MessageBuilder m;
     m.bytes.resize(NLMSG_HDRLEN + sizeof(nfgenmsg), 0);
-    put_tuple(m, CTA_TUPLE_ORIG, f.original, f.zone, ctsync::sdk::Zone::kDirOriginal);
-    put_tuple(m, CTA_TUPLE_REPLY, f.reply, f.zone, ctsync::sdk::Zone::kDirReply);
+    put_tuple(m, CTA_TUPLE_ORIG, f.original, f.zone, ctsync::sdk::Zone::kDirOriginal, ports);
+    put_tuple(m, CTA_TUPLE_REPLY, f.reply, f.zone, ctsync::sdk::Zone::kDirReply, ports);
     if (f.zone.id != 0 && f.zone.directions == ctsync::sdk::Zone::kDirBoth) {
         m.put_be16(CTA_ZONE, f.zone.id);
     }

@@ -99,6 +99,7 @@ TEST(FilterBpfGrammar, ParsesEveryFormToItsCanonicalText) {
         {"nat", "(snat or dnat)"},
         {"helper ftp", "helper ftp"},
         {"helper any", "helper any"},
+        {"HELPER RAS", "helper RAS"},  // helper names keep their case (the kernel's H.323 helpers)
         {"not tcp and udp or icmp", "((not proto tcp and proto udp) or proto icmp)"},
         {"!(tcp || udp) && ip6", "(not (proto tcp or proto udp) and ip6)"},
         {"TCP AND NOT ORIG DST PORT 22", "(proto tcp and not orig dst port 22)"},
@@ -135,6 +136,10 @@ TEST(FilterBpfGrammar, ErrorsNameTheColumnAndWhatWasExpected) {
         {"host 192.0.2.300", 6, "'192.0.2.300' is not an IPv4 or IPv6 address"},
         {"net 192.0.2.0/33", 5, "an IPv4 prefix is at most /32"},
         {"src tcp", 5, "expected 'host', 'net' or 'port' after 'src', found 'tcp'"},
+        {"src", 4, "expected 'host', 'net' or 'port' after 'src', found the end of the expression"},
+        {"orig src", 9, "after 'orig src', found the end"},
+        {"tcp or dst", 11, "after 'dst', found the end"},
+        {"not reply", 10, "after 'reply', found the end"},
         {"orig zone 1", 6, "expected 'host', 'net' or 'port' after 'orig'"},
         {"proto bogus", 7, "expected a protocol name"},
         {"proto 256", 7, "expected a protocol name"},
@@ -200,6 +205,10 @@ TEST(FilterBpfEvaluate, DecidesOverEachAttribute) {
         ASSERT_TRUE(root);
         EXPECT_EQ(evaluate(*root, f), expected) << text;
     }
+    sdk::FlowState h323 = f;
+    sdk::set_helper_name(h323.helper, "RAS");
+    EXPECT_TRUE(evaluate(*parsed("helper RAS"), h323));
+    EXPECT_FALSE(evaluate(*parsed("helper ras"), h323));
     // Ports exist only for protocols that have them: ICMP's identifier is not a port.
     sdk::FlowState icmp = f;
     icmp.original.protocol = icmp.reply.protocol = l4::kIcmp;
@@ -253,6 +262,23 @@ TEST(FilterBpfCompile, PlacesAtomsAndPassesTheKernelChecker) {
         f.original.dst = f.reply.src = v4(192, 0, 2, last);
         EXPECT_EQ(run(*program, event_message(f)) != kDrop, evaluate(*root, f)) << int{last};
     }
+}
+
+TEST(FilterBpfCompile, APortProtocolWithoutPortAttributesIsLeftToTheProcess) {
+    // UDP-Lite tracked by the kernel's generic tracker: no ports in the message, port 0 in process.
+    sdk::FlowState f = tcp_flow();
+    f.original.protocol = f.reply.protocol = l4::kUdplite;
+    f.original.src_port = f.original.dst_port = f.reply.src_port = f.reply.dst_port = 0;
+    std::string why;
+    auto root = parsed("orig dst port 0-1024");
+    auto program = compile(*root, why);
+    ASSERT_TRUE(program);
+    EXPECT_TRUE(evaluate(*root, f));
+    EXPECT_NE(run(*program, event_message(f, false, false)), kDrop);  // unknown: passed on
+    // ICMP has no ports: the kernel decides false.
+    f.original.protocol = f.reply.protocol = l4::kIcmp;
+    EXPECT_EQ(run(*program, event_message(f, false, false)), kDrop);
+    EXPECT_FALSE(evaluate(*root, f));
 }
 
 TEST(FilterBpfCompile, LetsThroughWhatIsNotAFlowEvent) {
@@ -372,6 +398,12 @@ General {
         {"Filter {\n State Accept { WAITING }\n}", "unknown TCP state 'WAITING'"},
         {"Filter {\n Protocol Accept { TCP ", "not closed"},
         {"Filter {\n Color Accept { red }\n}", "expected Protocol, Address or State"},
+        {"Filter {\n Address Accept { IPv4_address 192.0.2.1 }\n Address Ignore { IPv4_address 192.0.2.2 "
+         "}\n}",
+         "line 3: a second Address block"},
+        {"Filter From Nowhere {\n Protocol Accept { TCP }\n}", "expected Userspace or Kernelspace"},
+        {"Filter {\n Address Accept { IPv4_address 192.0.2.0/24abc }\n}", "no valid prefix length"},
+        {"Filter {\n Address Accept { IPv4_address 192.0.2.0/ }\n}", "no valid prefix length"},
     };
     for (const auto& [text, says] : bad) {
         EXPECT_FALSE(conntrackd_filter_expression(text, expression, error)) << text;
