@@ -64,10 +64,7 @@ bool FlowCache::upsert(const sdk::FlowState& flow, std::uint64_t generation, std
     auto [it, inserted] = flows_.try_emplace(flow.key());
     auto& entry = it->second;
     if (inserted) {
-        if (++next_id_ == 0) {
-            ++next_id_;  // 0 means "no flow"; after 2^32 inserts ids wrap, long after the entries went
-        }
-        entry.id = next_id_;
+        entry.id = take_id();
     }
     bool changed = inserted || !(entry.flow == flow);
     entry.generation = generation;
@@ -88,6 +85,31 @@ bool FlowCache::upsert(const sdk::FlowState& flow, std::uint64_t generation, std
     return true;
 }
 
+std::uint32_t FlowCache::take_id() {
+    for (;;) {
+        if (++next_id_ == 0) {  // 0 means "no flow"
+            if (!ids_wrapped_) {
+                ids_wrapped_ = true;
+                for (const auto& [key, e] : flows_) {
+                    if (e.id != 0) {
+                        ids_in_use_.insert(e.id);
+                    }
+                }
+            }
+            continue;
+        }
+        if (!ids_wrapped_ || ids_in_use_.insert(next_id_).second) {
+            return next_id_;
+        }
+    }
+}
+
+void FlowCache::release_id(std::uint32_t id) {
+    if (ids_wrapped_) {
+        ids_in_use_.erase(id);
+    }
+}
+
 std::uint32_t FlowCache::id_of(const sdk::FlowKey& key) const {
     auto it = flows_.find(key);
     return it == flows_.end() ? 0 : it->second.id;
@@ -98,6 +120,7 @@ bool FlowCache::erase(const sdk::FlowKey& key) {
     if (it == flows_.end()) {
         return false;
     }
+    release_id(it->second.id);
     if (observer_ != nullptr) {
         FlowEntry last = std::move(it->second);
         flows_.erase(it);
@@ -183,6 +206,7 @@ std::size_t FlowCache::sweep_if(std::uint64_t generation, std::optional<std::uin
     std::size_t removed = remove_if(
         flows_, [&](const FlowEntry& e) { return stale(e.generation, e.origin); },
         [this](const FlowEntry& e) {
+            release_id(e.id);
             if (observer_ != nullptr) {
                 observer_->flow_removed(e.id, e.flow);
             }
@@ -216,6 +240,7 @@ void FlowCache::clear() {
     }
     flows_.clear();
     expectations_.clear();
+    ids_in_use_.clear();
 }
 
 std::size_t FlowCache::memory_bytes() const {
@@ -224,8 +249,10 @@ std::size_t FlowCache::memory_bytes() const {
         sizeof(void*) + sizeof(std::pair<const sdk::FlowKey, FlowEntry>) + sizeof(std::size_t);
     constexpr std::size_t kExpNode =
         sizeof(void*) + sizeof(std::pair<const ExpectationKey, ExpectationEntry>) + sizeof(std::size_t);
+    constexpr std::size_t kIdNode = sizeof(void*) + sizeof(std::uint32_t) + sizeof(std::size_t);
     return flows_.size() * kFlowNode + flows_.bucket_count() * sizeof(void*) +
-           expectations_.size() * kExpNode + expectations_.bucket_count() * sizeof(void*);
+           expectations_.size() * kExpNode + expectations_.bucket_count() * sizeof(void*) +
+           ids_in_use_.size() * kIdNode + (ids_wrapped_ ? ids_in_use_.bucket_count() * sizeof(void*) : 0);
 }
 
 void FlowCache::for_each_flow(const std::function<void(const sdk::FlowState&)>& f) const {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace ctsync::core {
@@ -58,6 +59,8 @@ class FlowCache {
     bool upsert(const sdk::FlowState& flow, std::uint64_t generation = 0, std::uint32_t origin = 0);
     // The flow id of an entry; 0 when there is none.
     std::uint32_t id_of(const sdk::FlowKey& key) const;
+    // Where the id counter stands (tests: an uptime of 2^32 inserts in a moment).
+    void set_next_id(std::uint32_t next) { next_id_ = next; }
     bool erase(const sdk::FlowKey& key);
     const sdk::FlowState* find(const sdk::FlowKey& key) const;
     // Stamps an existing entry without changing it (seen by a dump, but an event already told us more).
@@ -99,8 +102,17 @@ class FlowCache {
     };
     std::size_t sweep_if(std::uint64_t generation, std::optional<std::uint32_t> origin);
 
+    // A new flow's id: the next after the last one handed out, 0 skipped ("no flow"). Until the counter
+    // first wraps (2^32 inserts, half a day at 100k new flows/s) ids are unique by construction; from then
+    // on each new id also skips the ids still held, which are kept in `ids_in_use_` (empty before), so that
+    // no id ever names two live flows (peers map ids to flows).
+    std::uint32_t take_id();
+    void release_id(std::uint32_t id);
+
     CacheObserver* observer_ = nullptr;
     std::uint32_t next_id_ = 0;
+    bool ids_wrapped_ = false;
+    std::unordered_set<std::uint32_t> ids_in_use_;
     std::unordered_map<sdk::FlowKey, FlowEntry, FlowKeyHash> flows_;
     std::unordered_map<ExpectationKey, ExpectationEntry, ExpectationKeyHash> expectations_;
 };
