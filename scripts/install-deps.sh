@@ -20,6 +20,7 @@ build_packages=(
 # Real peers and lab tools used by the kernel/netns tests, the benchmarks and the demo.
 lab_packages=(
     iproute2 nftables conntrack conntrackd keepalived procps psmisc util-linux kmod iputils-ping
+    faketime  # a node restarted with its clock set back (tests/core/replication/epoch_restart_netns_test.cpp)
     # The test VM (scripts/vm/vm-run.sh): qemu under TCG, busybox for its initramfs.
     qemu-system-x86 busybox-static
     gnuplot-nox  # the benchmarks' plots (bench/plot_transport_compare.gp)

@@ -231,6 +231,12 @@ const ConfigKey kDaemonKeys[] = {
      .type = KeyType::kPath,
      .default_json = "\"/run/ctsync/ctsyncd.sock\"",
      .description = "Unix socket ctsyncctl talks to. Give each instance its own."},
+    {.name = "epoch_file",
+     .type = KeyType::kPath,
+     .default_json = "\"/var/lib/ctsync/ctsyncd.epoch\"",
+     .description = "Where the node keeps its last replication epoch, so that the next run's is higher even "
+                    "if the clock stepped back meanwhile (peers drop an older epoch). Give each instance its "
+                    "own."},
     {.name = "plugin_dirs",
      .type = KeyType::kStringList,
      .default_json = "[]",
@@ -485,6 +491,9 @@ std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const s
         nlohmann::json daemon = validate_against(root["daemon"], kDaemonKeys, ".daemon", report.issues);
         if (daemon["lock_file"].is_string()) {
             out.lock_file = daemon["lock_file"].get<std::string>();
+        }
+        if (daemon["epoch_file"].is_string()) {
+            out.epoch_file = daemon["epoch_file"].get<std::string>();
         }
         if (daemon["control_socket"].is_string()) {
             out.control_socket = daemon["control_socket"].get<std::string>();

@@ -66,6 +66,7 @@ struct DaemonConfig {
     std::string node_name;
     std::filesystem::path lock_file;
     std::filesystem::path control_socket;
+    std::filesystem::path epoch_file;  // this node's last epoch, kept across restarts
     std::vector<std::string> plugin_dirs;
     std::string log_level;
     std::optional<std::filesystem::path> log_file;

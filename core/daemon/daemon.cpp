@@ -13,6 +13,7 @@
 
 #include "core/control/protocol.hpp"
 #include "core/control/server.hpp"
+#include "core/daemon/epoch_file.hpp"
 #include "core/daemon/filter_chain.hpp"
 #include "core/daemon/lock_file.hpp"
 #include "core/daemon/plugin_host.hpp"
@@ -136,9 +137,20 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
             report_ready(options.ready_fd, error);
             return 1;
         }
-        engine = std::make_unique<Engine>(io.get_executor(), config.replication, config.node_id,
-                                          std::move(*keyring), tables.internal(), tables.external(), protos,
-                                          metrics, replication_log);
+        // An epoch above every earlier run's, whatever the clock did meanwhile.
+        const EpochChoice epoch = next_epoch(config.epoch_file, wall_clock_us());
+        if (!epoch.warning.empty()) {
+            log->warn("event=epoch_file_problem reason=\"{}\"", epoch.warning);
+        }
+        if (epoch.previous != 0 && epoch.epoch == epoch.previous + 1) {
+            log->warn("event=clock_behind_previous_epoch previous={} epoch={} action=previous_plus_one",
+                      epoch.previous, epoch.epoch);
+        }
+        EngineOptions replication = config.replication;
+        replication.epoch = epoch.epoch;
+        engine =
+            std::make_unique<Engine>(io.get_executor(), replication, config.node_id, std::move(*keyring),
+                                     tables.internal(), tables.external(), protos, metrics, replication_log);
         for (auto& [name, transport] : transports) {
             engine->add_link(name, *transport);
         }

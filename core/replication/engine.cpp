@@ -147,7 +147,7 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
     : executor_(executor),
       options_(options),
       node_id_(node_id),
-      epoch_(boot_epoch()),
+      epoch_(options.epoch != 0 ? options.epoch : boot_epoch()),
       keyring_(std::move(keyring)),
       internal_(internal),
       external_(external),

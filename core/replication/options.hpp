@@ -29,6 +29,9 @@ struct EngineOptions {
     std::chrono::milliseconds link_silence{1000};  // failover: a link that heard nothing this long is dead
     std::size_t reorder_datagrams = 65536;         // out-of-order datagrams held per sender
     bool sending = false;                          // send this node's table (the primary does)
+    // This run's epoch (peers drop what an older epoch of a node sends); 0: the wall clock in µs at start.
+    // The daemon passes one later than every earlier run's (core/daemon/epoch_file.hpp).
+    std::uint64_t epoch = 0;
 };
 
 }  // namespace ctsync::core

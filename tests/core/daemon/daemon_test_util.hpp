@@ -23,6 +23,7 @@ inline nlohmann::json instance_config(const std::filesystem::path& dir, int node
             {"daemon",
              {{"lock_file", (dir / "ctsyncd.lock").string()},
               {"control_socket", (dir / "ctsyncd.sock").string()},
+              {"epoch_file", (dir / "ctsyncd.epoch").string()},
               {"plugin_dirs", {(kFixtures / "good").string()}},
               {"log", {{"level", "debug"}}}}}};
 }
