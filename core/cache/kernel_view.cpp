@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace ctsync::core {
 
 using sdk::EventKind;
@@ -81,8 +83,14 @@ void KernelView::on_flow(EventKind kind, const sdk::FlowState& flow) noexcept {
             refresh_gauges();
             return;
         }
-        const sdk::FlowState* held = kind == EventKind::kUpdate ? cache_.find(key) : nullptr;
-        const sdk::FlowState complete = held != nullptr ? complete_update(flow, *held) : flow;
+        // Only an UPDATE of a held entry is completed (a copy); everything else is taken as it came.
+        std::optional<sdk::FlowState> completed;
+        if (kind == EventKind::kUpdate) {
+            if (const sdk::FlowState* held = cache_.find(key)) {
+                completed = complete_update(flow, *held);
+            }
+        }
+        const sdk::FlowState& complete = completed ? *completed : flow;
         if (accept_ && !accept_(complete)) {
             filtered_.add();
             cache_.erase(key);
