@@ -56,7 +56,18 @@ KernelView::KernelView(FlowCache& cache, MetricsRegistry& metrics, sdk::Logger& 
       dumps_incomplete_(metrics.counter("internal.dumps_incomplete", "dumps that ended early (no sweep)")),
       flows_(metrics.gauge("internal.flows", "flows in the internal cache")),
       expectations_(metrics.gauge("internal.expectations", "expectations in the internal cache")),
-      bytes_(metrics.gauge("internal.bytes", "heap bytes of the internal cache")) {}
+      bytes_(metrics.gauge("internal.bytes", "heap bytes of the internal cache")),
+      synced_gauge_(
+          metrics.gauge("internal.synced",
+                        "1 while the internal cache equals the kernel table (a dump begun after the "
+                        "last loss completed), else 0")) {}
+
+void KernelView::lost(std::uint64_t count) noexcept {
+    losses_.add(count);
+    synced_ = false;
+    lost_since_dump_begin_ = true;
+    synced_gauge_.set(0);
+}
 
 void KernelView::refresh_gauges() {
     flows_.set(static_cast<std::int64_t>(cache_.flow_count()));
@@ -100,7 +111,7 @@ void KernelView::on_flow(EventKind kind, const sdk::FlowState& flow) noexcept {
         refresh_gauges();
     } catch (const std::exception& e) {
         // Out of memory in the middle of the event path: count as a loss and let a dump repair it.
-        losses_.add();
+        lost(1);
         log_.error(fmt::format("event=internal_cache_error reason=\"{}\"", e.what()));
     }
 }
@@ -127,7 +138,7 @@ void KernelView::on_expectation(EventKind kind, const sdk::Expectation& expectat
         }
         refresh_gauges();
     } catch (const std::exception& e) {
-        losses_.add();
+        lost(1);
         log_.error(fmt::format("event=internal_cache_error reason=\"{}\"", e.what()));
     }
 }
@@ -137,6 +148,7 @@ void KernelView::on_dump_begin(std::uint64_t generation) noexcept {
     generation_ = generation;
     touched_flows_.clear();
     touched_expectations_.clear();
+    lost_since_dump_begin_ = false;
     log_.debug(fmt::format("event=dump_begin generation={}", generation));
 }
 
@@ -152,14 +164,18 @@ void KernelView::on_dump_end(std::uint64_t generation, bool complete) noexcept {
     std::size_t removed = cache_.sweep(generation);
     swept_.add(removed);
     ++completed_dumps_;
+    if (!lost_since_dump_begin_) {
+        synced_ = true;
+        synced_gauge_.set(1);
+    }
     bytes_.set(static_cast<std::int64_t>(cache_.memory_bytes()));
     refresh_gauges();
-    log_.info(fmt::format("event=dump_complete generation={} flows={} expectations={} swept={}", generation,
-                          cache_.flow_count(), cache_.expectation_count(), removed));
+    log_.info(fmt::format("event=dump_complete generation={} flows={} expectations={} swept={} synced={}",
+                          generation, cache_.flow_count(), cache_.expectation_count(), removed, synced_));
 }
 
 void KernelView::on_loss(sdk::LossReason reason, std::uint64_t count) noexcept {
-    losses_.add(count);
+    lost(count);
     log_.warn(fmt::format("event=events_lost reason={} count={} action=resync",
                           reason == sdk::LossReason::kOverrun ? "overrun" : "malformed", count));
 }

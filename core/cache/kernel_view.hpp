@@ -31,11 +31,17 @@ class KernelView final : public sdk::FlowSink {
     void on_loss(sdk::LossReason reason, std::uint64_t count) noexcept override;
 
     bool dumping() const { return dumping_; }
-    // Dumps completed so far; the cache equals the kernel table once one completed and no loss followed.
+    // Dumps completed so far.
     std::uint64_t completed_dumps() const { return completed_dumps_; }
+    // The cache equals the kernel table: a dump completed, and it began after the last loss. A loss (overrun,
+    // malformed event, cache error) clears it until a dump begun after the loss completes: the source starts
+    // one once its queue is drained, and a dump already running when the loss happened does not count, since
+    // what changed behind it was lost too.
+    bool synced() const { return synced_; }
 
   private:
     void refresh_gauges();
+    void lost(std::uint64_t count) noexcept;
 
     FlowCache& cache_;
     sdk::Logger& log_;
@@ -43,6 +49,8 @@ class KernelView final : public sdk::FlowSink {
     bool dumping_ = false;
     std::uint64_t generation_ = 0;
     std::uint64_t completed_dumps_ = 0;
+    bool synced_ = false;
+    bool lost_since_dump_begin_ = false;
     std::unordered_set<sdk::FlowKey, FlowKeyHash> touched_flows_;
     std::unordered_set<ExpectationKey, ExpectationKeyHash> touched_expectations_;
 
@@ -55,6 +63,7 @@ class KernelView final : public sdk::FlowSink {
     sdk::Gauge& flows_;
     sdk::Gauge& expectations_;
     sdk::Gauge& bytes_;
+    sdk::Gauge& synced_gauge_;
 };
 
 }  // namespace ctsync::core

@@ -243,8 +243,8 @@ nlohmann::json validate_against(const nlohmann::json& input, std::span<const Con
     }
     // Unknown keys first, in key order (nlohmann::json keeps object keys sorted: deterministic reports).
     for (const auto& [name, value] : input.items()) {
-        bool known =
-            std::any_of(keys.begin(), keys.end(), [&](const ConfigKey& k) { return name == k.name; });
+        bool known = std::any_of(keys.begin(), keys.end(),
+                                 [&key = name](const ConfigKey& k) { return key == k.name; });
         if (!known) {
             std::string hint = suggest(name, keys);
             issues.push_back({join_path(path, name),

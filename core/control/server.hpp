@@ -38,10 +38,13 @@ class Server {
     // Idle connections are closed after this long without a complete request.
     void set_idle_timeout(std::chrono::milliseconds timeout) { idle_timeout_ = timeout; }
 
+    // The reply line to one request line (without its newline), as a session sends it: never throws but
+    // std::bad_alloc. Public for the control fuzzer (tests/fuzz/control_fuzz.cpp).
+    std::string dispatch(const std::string& line);
+
   private:
     class Session;
     void accept();
-    std::string dispatch(const std::string& line);
 
     boost::asio::io_context& io_;
     boost::asio::local::stream_protocol::acceptor acceptor_;

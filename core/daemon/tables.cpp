@@ -266,7 +266,7 @@ nlohmann::json Tables::resync(const nlohmann::json&) {
 }
 
 bool Tables::internal_synced() const {
-    return view_->completed_dumps() > 0;
+    return view_->synced();
 }
 
 nlohmann::json Tables::summary() const {
@@ -275,7 +275,7 @@ nlohmann::json Tables::summary() const {
             {"internal_expectations", internal_.expectation_count()},
             {"external_flows", external_.flow_count()},
             {"external_expectations", external_.expectation_count()},
-            {"internal_synced", view_->completed_dumps() > 0},
+            {"internal_synced", view_->synced()},
             {"dumping", view_->dumping()}};
 }
 

@@ -211,8 +211,7 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
                           "peer up/down reports from transports that supervise their peers (TIPC)")),
       peers_lost_by_transport_(metrics.counter(
           "replication.peers_lost_by_transport",
-          "peers taken for gone on a transport's report (link supervision), before ALIVE silence")),
-      metrics_(metrics) {
+          "peers taken for gone on a transport's report (link supervision), before ALIVE silence")) {
     for (const char* reason : {"truncated", "bad_magic", "bad_version", "bad_type", "bad_header",
                                "bad_length", "unknown_key", "not_encrypted", "bad_tag"}) {
         rx_auth_drops_[reason] =

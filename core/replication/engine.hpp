@@ -223,7 +223,6 @@ class Engine final : public CacheObserver {
     sdk::Gauge& peers_gauge_;
     sdk::Counter& peer_reports_;
     sdk::Counter& peers_lost_by_transport_;
-    MetricsRegistry& metrics_;
 };
 
 }  // namespace ctsync::core

@@ -463,8 +463,9 @@ bool get_expectation(Reader& r, sdk::Expectation& e, bool full) {
     return get_name(r, e.function, sdk::kExpectFunctionNameSize - 1, true) && r.ok();
 }
 
+// [[maybe_unused]]: used only in discarded branches, which clang does not count.
 template <class>
-inline constexpr bool kAlwaysFalse = false;
+[[maybe_unused]] inline constexpr bool kAlwaysFalse = false;
 
 RecordType type_of(const Record& record) {
     return std::visit(

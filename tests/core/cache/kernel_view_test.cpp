@@ -47,6 +47,44 @@ TEST_F(KernelViewTest, CompleteDumpSweepsWhatTheKernelNoLongerHas) {
     EXPECT_NE(cache_.find(flow(1).key()), nullptr);
 }
 
+// `internal_synced` (ctsyncctl status, gauge internal.synced): true only while the cache equals the kernel
+// table. A loss clears it; a dump that was already running when events were lost does not restore it (what
+// changed behind it was lost too); the next complete dump begun after the loss does.
+TEST_F(KernelViewTest, SyncedOnlyAfterACompleteDumpBegunAfterTheLastLoss) {
+    EXPECT_FALSE(view_.synced());
+    view_.on_dump_begin(1);
+    view_.on_flow(EventKind::kDump, flow(1));
+    EXPECT_FALSE(view_.synced());
+    view_.on_dump_end(1, true);
+    EXPECT_TRUE(view_.synced());
+
+    view_.on_loss(sdk::LossReason::kOverrun, 1);
+    EXPECT_FALSE(view_.synced());
+    view_.on_dump_begin(2);
+    view_.on_dump_end(2, false);  // incomplete: nothing repaired
+    EXPECT_FALSE(view_.synced());
+
+    view_.on_dump_begin(3);
+    view_.on_loss(sdk::LossReason::kMalformed, 1);  // lost while dump 3 runs
+    view_.on_flow(EventKind::kDump, flow(1));
+    view_.on_dump_end(3, true);
+    EXPECT_FALSE(view_.synced());
+
+    view_.on_dump_begin(4);
+    view_.on_flow(EventKind::kDump, flow(1));
+    view_.on_dump_end(4, true);
+    EXPECT_TRUE(view_.synced());
+    EXPECT_EQ(view_.completed_dumps(), 3u);
+    bool gauge_seen = false;
+    for (const auto& s : metrics_.snapshot()) {
+        if (s.name == "internal.synced") {
+            gauge_seen = true;
+            EXPECT_EQ(s.value, 1);
+        }
+    }
+    EXPECT_TRUE(gauge_seen);
+}
+
 TEST_F(KernelViewTest, IncompleteDumpSweepsNothing) {
     view_.on_flow(EventKind::kNew, flow(1));
     view_.on_dump_begin(1);

@@ -92,7 +92,10 @@ struct Rig {
 
 TEST(WarmStandby, ConcurrentSourceIsWrittenByItsOwnThreadWhileTheLoopRuns) {
     Rig rig(300ms, /*off_loop=*/true);
-    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
+    auto& io = rig.io;
+    auto& metrics = rig.metrics;
+    auto& source = rig.source;
+    auto& standby = rig.standby;
     ASSERT_TRUE(standby.threaded());
     standby.set_active(true);
     rig.receive(250);
@@ -127,7 +130,9 @@ TEST(WarmStandby, ConcurrentSourceIsWrittenByItsOwnThreadWhileTheLoopRuns) {
 
 TEST(WarmStandby, TakePendingWaitsForTheBatchInFlight) {
     Rig rig(300ms, /*off_loop=*/true);
-    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
+    auto& io = rig.io;
+    auto& source = rig.source;
+    auto& standby = rig.standby;
     standby.set_active(true);
     rig.receive(150);
     io.run_for(50ms);  // the first 100 are handed over and being written
@@ -148,7 +153,9 @@ TEST(WarmStandby, TakePendingWaitsForTheBatchInFlight) {
 
 TEST(WarmStandby, SourceWithoutConcurrentWritesIsWrittenOnTheLoop) {
     Rig rig(1ms, /*off_loop=*/false);
-    auto& [io, metrics, log, source, tables, off_loop, standby] = rig;
+    auto& io = rig.io;
+    auto& source = rig.source;
+    auto& standby = rig.standby;
     EXPECT_FALSE(standby.threaded());
     standby.set_active(true);
     rig.receive(120);

@@ -234,7 +234,7 @@ TEST_P(EngineTest, ThreeNodesConvergeExactlyUnderLoss) {
         },
         60s))
         << "b1: " << why1 << "; b2: " << why2 << "\n"
-        << b1.engine->status().dump(1);
+        << b1.engine->status().dump(1) << "\nprimary: " << p.engine->status().dump(1);
     if (GetParam() > 0) {
         EXPECT_GT(p.counter("retransmits"), 0u);
         EXPECT_GT(b1.counter("nacks_sent") + b2.counter("nacks_sent"), 0u);

@@ -60,12 +60,13 @@ TEST(SourceCtnetlinkOverrun, BurstIsCountedAndRepairedExactly) {
     ASSERT_TRUE(wait_until(
         [&] { return metric(stats = ctl_json(file, "stats"), "source-ctnetlink.event_overruns") > 0; }, 10s))
         << stats.dump(1);
-    // ... and repaired: once the resyncs are done the cache holds exactly the kernel's 80k entries.
+    // ... and repaired: once a dump begun after the last loss completed (internal_synced) the cache holds
+    // exactly the kernel's 80k entries.
     ASSERT_TRUE(wait_until(
         [&] {
             auto s = ctl_json(file, "status");
             return !s.is_null() && s["tables"]["internal_flows"] == 80000 &&
-                   !s["tables"]["dumping"].get<bool>();
+                   !s["tables"]["dumping"].get<bool>() && s["tables"]["internal_synced"].get<bool>();
         },
         60s, 200ms))
         << ctl_json(file, "status").dump(1) << "\n"
@@ -79,6 +80,7 @@ TEST(SourceCtnetlinkOverrun, BurstIsCountedAndRepairedExactly) {
     stats = ctl_json(file, "stats");
     ASSERT_FALSE(stats.is_null());
     EXPECT_GT(metric(stats, "internal.losses"), 0);
+    EXPECT_EQ(metric(stats, "internal.synced"), 1);
     EXPECT_GE(metric(stats, "source-ctnetlink.dumps"), 2);  // the initial dump and at least one resync
     // The buffer grew from 64 KiB to the 128 KiB ceiling (the kernel reports twice what is asked).
     EXPECT_EQ(metric(stats, "source-ctnetlink.event_buffer_bytes"), 131072 * 2);
