@@ -11,6 +11,7 @@ fi
 # Build toolchain and libraries linked by ctsync.
 build_packages=(
     build-essential g++ cmake ninja-build pkg-config clang-format git
+    clang libclang-rt-14-dev  # the sanitizer and libFuzzer builds (scripts/sanitize.sh, tests/fuzz/)
     libboost-dev libboost-filesystem-dev libboost-system-dev
     libmnl-dev libnetfilter-conntrack-dev
     nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
