@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# The robustness builds (docs/FUZZING.md): everything built by clang under AddressSanitizer and
+# The robustness builds (tests/fuzz/README.md): everything built by clang under AddressSanitizer and
 # UndefinedBehaviorSanitizer in a build tree of its own, the unit suite run there, then each libFuzzer target
 # of tests/fuzz/ for a bounded time over its committed corpus. Any finding fails the script; a crashing
 # input is kept under <build>/fuzz-artifacts/.
