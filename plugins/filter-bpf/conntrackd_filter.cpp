@@ -16,7 +16,9 @@ struct Word {
     std::size_t line;
 };
 
-std::vector<Word> words(std::string_view conf) {
+// The words of the file, comments left out. A word may hold only printable ASCII (conntrackd's own lexer
+// takes nothing else): any other byte sets `error` (with its line) and ends the list.
+std::vector<Word> words(std::string_view conf, std::string& error) {
     std::vector<Word> out;
     std::size_t line = 1;
     std::size_t i = 0;
@@ -38,6 +40,13 @@ std::vector<Word> words(std::string_view conf) {
             std::size_t j = i;
             while (j < conf.size() && conf[j] != ' ' && conf[j] != '\t' && conf[j] != '\n' &&
                    conf[j] != '\r' && conf[j] != '{' && conf[j] != '}' && conf[j] != '#') {
+                const auto byte = static_cast<unsigned char>(conf[j]);
+                if (byte < 0x20 || byte >= 0x7f) {
+                    error = fmt::format(
+                        "line {}: unexpected byte 0x{:02x} (only printable ASCII outside comments)", line,
+                        byte);
+                    return {};
+                }
                 ++j;
             }
             out.push_back({std::string(conf.substr(i, j - i)), line});
@@ -135,7 +144,11 @@ bool address_atom(const std::string& kind, const std::string& value, std::string
 }  // namespace
 
 bool conntrackd_filter_expression(std::string_view conf, std::string& expression, std::string& error) {
-    const std::vector<Word> w = words(conf);
+    error.clear();
+    const std::vector<Word> w = words(conf, error);
+    if (!error.empty()) {
+        return false;
+    }
     std::size_t i = 0;
     // The section: Filter [From Userspace|Kernelspace] { ... }
     while (i < w.size() && lower(w[i].text) != "filter") {

@@ -455,6 +455,17 @@ General {
         EXPECT_FALSE(conntrackd_filter_expression(text, expression, error)) << text;
         EXPECT_NE(error.find(says), std::string::npos) << text << ": " << error;
     }
+    // Found by tests/fuzz/filter_expression_fuzz.cpp: a NUL ended the address for inet_pton, and the bytes
+    // after it went into the expression, which then did not parse.
+    const std::string nul_in_address("Filter {\n Address Accept { IPv4_address 192.0.2.1\0\xfc }\n}", 55);
+    const std::string nul_in_protocol("Filter {\n\n Protocol Accept { TCP\0 }\n}", 37);
+    EXPECT_FALSE(conntrackd_filter_expression(nul_in_address, expression, error));
+    EXPECT_NE(error.find("line 2: unexpected byte 0x00"), std::string::npos) << error;
+    EXPECT_FALSE(conntrackd_filter_expression(nul_in_protocol, expression, error));
+    EXPECT_NE(error.find("line 3: unexpected byte 0x00"), std::string::npos) << error;
+    EXPECT_TRUE(conntrackd_filter_expression("# comment \xc3\xa9\nFilter {\n Protocol Accept { TCP }\n}",
+                                             expression, error))
+        << error;
 }
 
 TEST(FilterBpfConfig, ReadmeKeyTableMatchesTheCode) {
