@@ -3,8 +3,9 @@
 // with a column and a reason, or parses into a tree whose canonical text parses back to the same text; the
 // compiled program passes the kernel's checks and, over event messages of a fixed set of flows, accepts
 // exactly the flows the three-valued kernel view does not rule out, and never drops one the in-process
-// evaluator accepts. The input's first byte chooses whether to read it as conntrackd's Filter section
-// instead (ctsync-filter from-conntrackd), whose result must then parse.
+// evaluator accepts. The input's first byte selects what the rest is: 'C' conntrackd's Filter section
+// (ctsync-filter from-conntrackd), whose result must then parse; anything else an expression (the seeds use
+// 'E').
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,14 +41,7 @@ std::vector<ctsync::sdk::FlowState> flows() {
         }
         out.push_back(f);
     }
-    auto v6 = out[0];
-    v6.original.family = v6.reply.family = ctsync::sdk::Family::kIpv6;
-    v6.original.src.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    v6.original.dst.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-    v6.reply.src = v6.original.dst;
-    v6.reply.dst = v6.original.src;
-    v6.snat = {};
-    out.push_back(v6);
+    out.push_back(ctsync::test::v6_flow(ctsync::sdk::l4::kTcp));
     return out;
 }
 

@@ -11,6 +11,28 @@
 using namespace ctsync;
 using namespace ctsync::core;
 
+namespace {
+
+// `read` is flow_from_json or expectation_from_json: refused with issues, or read into an entry whose JSON
+// reads back to the same entry.
+template <class Read>
+void round_trip(const nlohmann::json& value, const std::string& path, Read read) {
+    ConfigIssues issues;
+    auto entry = read(value, path, issues);
+    if (!entry) {
+        CTSYNC_FUZZ_CHECK(!issues.empty());
+        return;
+    }
+    CTSYNC_FUZZ_CHECK(issues.empty());
+    ConfigIssues again_issues;
+    auto again = read(to_json(*entry), std::string("."), again_issues);
+    CTSYNC_FUZZ_CHECK(again.has_value());
+    CTSYNC_FUZZ_CHECK(*again == *entry);
+    (void)to_line(*entry);
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const auto text = fuzz::as_text(data, size);
     const auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
@@ -18,28 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     const auto one = [](const nlohmann::json& value) {
-        ConfigIssues issues;
-        if (auto flow = flow_from_json(value, ".flows[0]", issues)) {
-            CTSYNC_FUZZ_CHECK(issues.empty());
-            ConfigIssues again_issues;
-            auto again = flow_from_json(to_json(*flow), ".", again_issues);
-            CTSYNC_FUZZ_CHECK(again.has_value());
-            CTSYNC_FUZZ_CHECK(*again == *flow);
-            (void)to_line(*flow);
-        } else {
-            CTSYNC_FUZZ_CHECK(!issues.empty());
-        }
-        issues.clear();
-        if (auto expectation = expectation_from_json(value, ".expectations[0]", issues)) {
-            CTSYNC_FUZZ_CHECK(issues.empty());
-            ConfigIssues again_issues;
-            auto again = expectation_from_json(to_json(*expectation), ".", again_issues);
-            CTSYNC_FUZZ_CHECK(again.has_value());
-            CTSYNC_FUZZ_CHECK(*again == *expectation);
-            (void)to_line(*expectation);
-        } else {
-            CTSYNC_FUZZ_CHECK(!issues.empty());
-        }
+        round_trip(value, ".flows[0]", [](const auto& v, const auto& path, auto& issues) {
+            return flow_from_json(v, path, issues);
+        });
+        round_trip(value, ".expectations[0]", [](const auto& v, const auto& path, auto& issues) {
+            return expectation_from_json(v, path, issues);
+        });
     };
     one(j);
     if (j.is_array()) {

@@ -53,15 +53,7 @@ std::vector<std::byte> payload(const std::vector<wire::Record>& records, std::ui
 }
 
 sdk::FlowState v6_udp_flow() {
-    sdk::FlowState f = test::nated_tcp_flow(3);
-    f.original.family = f.reply.family = sdk::Family::kIpv6;
-    f.original.protocol = f.reply.protocol = sdk::l4::kUdp;
-    f.original.src.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    f.original.dst.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-    f.reply.src = f.original.dst;
-    f.reply.dst = f.original.src;
-    f.snat = {};
-    f.tcp = {};
+    sdk::FlowState f = test::v6_flow(sdk::l4::kUdp);
     f.zone.id = 3;
     f.zone.directions = sdk::Zone::kDirBoth;
     return f;
@@ -116,13 +108,21 @@ void chunk(std::vector<std::byte>& script, std::uint8_t flags, const std::vector
     script.insert(script.end(), body.begin(), body.end());
 }
 
-std::vector<std::byte> netlink_flow(const sdk::FlowState& flow, ctnetlink::Purpose purpose) {
-    std::vector<std::byte> buffer(MNL_SOCKET_BUFFER_SIZE);
+// A request header for `subsystem`'s NEW message; the caller builds the attributes and trims the buffer.
+nlmsghdr* put_new_header(std::vector<std::byte>& buffer, std::uint8_t subsystem, std::uint8_t type,
+                         sdk::Family family) {
+    buffer.assign(MNL_SOCKET_BUFFER_SIZE, std::byte{0});
     auto* nlh = mnl_nlmsg_put_header(buffer.data());
-    nlh->nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW);
+    nlh->nlmsg_type = static_cast<std::uint16_t>((subsystem << 8) | type);
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE;
     auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    nfg->nfgen_family = static_cast<std::uint8_t>(flow.original.family);
+    nfg->nfgen_family = static_cast<std::uint8_t>(family);
+    return nlh;
+}
+
+std::vector<std::byte> netlink_flow(const sdk::FlowState& flow, ctnetlink::Purpose purpose) {
+    std::vector<std::byte> buffer;
+    auto* nlh = put_new_header(buffer, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, flow.original.family);
     auto ct = ctnetlink::encode_flow(flow, purpose);
     nfct_nlmsg_build(nlh, ct.get());
     ctnetlink::append_flow_attributes(nlh, flow, purpose);
@@ -131,12 +131,9 @@ std::vector<std::byte> netlink_flow(const sdk::FlowState& flow, ctnetlink::Purpo
 }
 
 std::vector<std::byte> netlink_expectation(const sdk::Expectation& expectation) {
-    std::vector<std::byte> buffer(MNL_SOCKET_BUFFER_SIZE);
-    auto* nlh = mnl_nlmsg_put_header(buffer.data());
-    nlh->nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW);
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE;
-    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    nfg->nfgen_family = static_cast<std::uint8_t>(expectation.master.family);
+    std::vector<std::byte> buffer;
+    auto* nlh =
+        put_new_header(buffer, NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_NEW, expectation.master.family);
     auto exp = ctnetlink::encode_expectation(expectation);
     nfexp_nlmsg_build(nlh, exp.get());
     ctnetlink::append_expectation_attributes(nlh, expectation);

@@ -30,4 +30,20 @@ inline sdk::FlowState nated_tcp_flow(std::uint32_t i) {
     return f;
 }
 
+// fd00::1 -> fd00::2 of `protocol`, ports 1024 -> 80, without NAT; TCP ESTABLISHED when `protocol` is TCP.
+inline sdk::FlowState v6_flow(std::uint8_t protocol) {
+    sdk::FlowState f = nated_tcp_flow(0);
+    f.original.family = f.reply.family = sdk::Family::kIpv6;
+    f.original.protocol = f.reply.protocol = protocol;
+    f.original.src.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    f.original.dst.bytes = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    f.reply.src = f.original.dst;
+    f.reply.dst = f.original.src;
+    f.snat = {};
+    if (protocol != sdk::l4::kTcp) {
+        f.tcp = {};
+    }
+    return f;
+}
+
 }  // namespace ctsync::test
