@@ -167,6 +167,30 @@ TEST(FilterBpfGrammar, ErrorsNameTheColumnAndWhatWasExpected) {
 
 // Token soup and raw bytes: every input either parses (and then prints back to itself and compiles to a
 // program the checker accepts) or is refused with a column inside the text and a message; none crashes.
+// Found by tests/fuzz/filter_expression_fuzz.cpp: 64 nots before `nat` parsed, but its canonical text
+// (`nat` written as "(snat or dnat)") nested one level deeper and was refused.
+TEST(FilterBpfGrammar, EveryAcceptedExpressionsCanonicalTextParses) {
+    std::string nots;
+    for (int i = 0; i < 64; ++i) {
+        nots += "not ";
+    }
+    ParseError error;
+    for (const std::string atom : {"tcp", "snat", "nat", "state established"}) {
+        for (const std::string& prefix : {nots, nots.substr(4)}) {
+            auto tree = parse(prefix + atom, error);
+            if (!tree) {
+                EXPECT_NE(format(error).find("nests deeper than 64"), std::string::npos) << format(error);
+                continue;
+            }
+            const auto canonical = to_string(**tree);
+            EXPECT_TRUE(parse(canonical, error).has_value())
+                << prefix + atom << " -> " << canonical << ": " << format(error);
+        }
+    }
+    EXPECT_TRUE(parse(nots + "tcp", error).has_value()) << format(error);
+    EXPECT_FALSE(parse(nots + "nat", error).has_value());
+}
+
 TEST(FilterBpfGrammar, AnyInputParsesOrIsRefusedWithAColumn) {
     const std::vector<std::string> pieces = {
         "tcp",      "udp", "not",  "and",       "or",    "(",         ")",           "!",
