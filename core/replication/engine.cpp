@@ -184,6 +184,9 @@ Engine::Engine(asio::any_io_executor executor, EngineOptions options, std::uint3
       rx_reorder_overflows_(metrics.counter("replication.rx_reorder_overflows",
                                             "out-of-order datagrams beyond the reorder limit (bulk asked)")),
       nacks_sent_(metrics.counter("replication.nacks_sent", "NACK records sent")),
+      restarts_resent_(
+          metrics.counter("replication.restarts_resent",
+                          "restart datagrams sent again to a peer still asking for what came before")),
       acks_sent_(metrics.counter("replication.acks_sent", "ACK records sent")),
       bulk_requests_sent_(metrics.counter("replication.bulk_requests_sent", "bulk transfers asked for")),
       bulks_completed_(metrics.counter("replication.bulks_completed", "bulk transfers received to the end")),
@@ -666,6 +669,17 @@ void Engine::note_ack(Peer& peer, std::uint64_t seq) {
 
 void Engine::handle_nack(Peer& peer, const wire::Nack& nack) {
     std::size_t budget = kMaxRetransmitsPerNack;
+    // A peer asking for what came before its restart did not get the datagram that restarts it (lost), and
+    // its NACK, which names the oldest gaps first, may never reach it: send that datagram again.
+    const bool before_restart = std::any_of(nack.ranges.begin(), nack.ranges.end(), [&](const auto& range) {
+        return range.first < peer.restart_seq;
+    });
+    if (before_restart && !peer.resync_pending && options_.mode == EngineOptions::Mode::kReliable &&
+        peer.restart_seq >= resend_base_ && peer.restart_seq - resend_base_ < resend_.size()) {
+        send_data(peer.restart_seq, resend_[peer.restart_seq - resend_base_], true);
+        restarts_resent_.add();
+        --budget;
+    }
     for (const auto& [first, last] : nack.ranges) {
         const std::uint64_t end = std::min(last, next_seq_ - 1);
         for (std::uint64_t seq = std::max(first, peer.restart_seq); seq <= end && budget > 0;
@@ -726,7 +740,13 @@ void Engine::run_bulk(Clock::time_point now) {
     if (!order_.empty()) {
         flush();
     }
-    if (options_.mode == EngineOptions::Mode::kReliable && resend_bytes_ > options_.resend_queue_bytes / 2) {
+    // The bound holds within one run too: a bulk larger than the queue sent in one go would push out its own
+    // start before the requester could acknowledge it, and restart it again and again.
+    auto queue_half_full = [&] {
+        return options_.mode == EngineOptions::Mode::kReliable &&
+               resend_bytes_ > options_.resend_queue_bytes / 2;
+    };
+    if (queue_half_full()) {
         return;
     }
     BulkJob& job = bulks_.front();
@@ -767,7 +787,7 @@ void Engine::run_bulk(Clock::time_point now) {
         job.allowance = std::min(job.allowance + dt * options_.bulk_rate, options_.bulk_rate / 10.0 + 1);
         last_bulk_run_ = now;
     }
-    while (job.origin != 0 && job.allowance >= 1 && job.flow_pos < job.flows.size()) {
+    while (job.origin != 0 && job.allowance >= 1 && job.flow_pos < job.flows.size() && !queue_half_full()) {
         const auto& key = job.flows[job.flow_pos++];
         if (const sdk::FlowState* flow = external_.find(key)) {
             append_record(wire::FlowRelay{job.origin, *flow});
@@ -776,7 +796,7 @@ void Engine::run_bulk(Clock::time_point now) {
             job.allowance -= 1;
         }
     }
-    while (job.allowance >= 1 && job.flow_pos < job.flows.size()) {
+    while (job.allowance >= 1 && job.flow_pos < job.flows.size() && !queue_half_full()) {
         const auto& key = job.flows[job.flow_pos++];
         if (const sdk::FlowState* flow = internal_.find(key)) {
             const std::uint32_t id = internal_.id_of(key);
@@ -792,7 +812,7 @@ void Engine::run_bulk(Clock::time_point now) {
         }
     }
     while (job.allowance >= 1 && job.flow_pos == job.flows.size() &&
-           job.expectation_pos < job.expectations.size()) {
+           job.expectation_pos < job.expectations.size() && !queue_half_full()) {
         const auto& key = job.expectations[job.expectation_pos++];
         if (const sdk::Expectation* e = internal_.find(key)) {
             append_record(wire::ExpectNew{*e});

@@ -207,6 +207,7 @@ class Engine final : public CacheObserver {
     sdk::Counter& rx_rejected_;
     sdk::Counter& rx_reorder_overflows_;
     sdk::Counter& nacks_sent_;
+    sdk::Counter& restarts_resent_;
     sdk::Counter& acks_sent_;
     sdk::Counter& bulk_requests_sent_;
     sdk::Counter& bulks_completed_;
