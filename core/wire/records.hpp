@@ -40,8 +40,8 @@ struct Header {
 };
 
 void encode_header(Writer& w, const Header& h);
-// Checks magic, version, type, reserved bits and that `length` matches `payload_and_tag` bytes (the caller
-// passes what follows the header minus the tag). Sets `error` to a counter-friendly reason on failure.
+// Checks magic, version, type and reserved bits; `length` is read, not checked against the datagram's size
+// (Keyring::open does that: bad_length). Sets `error` to a counter-friendly reason on failure.
 bool decode_header(std::span<const std::byte> datagram, Header& out, std::string& error);
 
 enum class RecordType : std::uint8_t {

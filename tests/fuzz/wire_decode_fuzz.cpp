@@ -47,11 +47,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto bytes = ctsync::fuzz::as_bytes(data, size);
     wire::Header header;
     std::string error;
-    if (wire::decode_header(bytes, header, error)) {
-        CTSYNC_FUZZ_CHECK(header.length <= size);
-    }
+    // The header alone says nothing of the size (open() checks it): a length that does not match the
+    // datagram must make open() refuse it.
+    const bool header_ok = wire::decode_header(bytes, header, error);
+    const bool length_matches = header_ok && size == wire::kHeaderSize + header.length + wire::kTagBytes;
     std::vector<std::byte> payload;
-    if (keyring().open(bytes, header, payload, error)) {
+    error.clear();
+    const bool opened = keyring().open(bytes, header, payload, error);
+    CTSYNC_FUZZ_CHECK(!opened || length_matches);
+    if (header_ok && !length_matches) {
+        CTSYNC_FUZZ_CHECK(error == "bad_length");
+    }
+    if (opened) {
         // Only a datagram sealed with the key (a seed) opens.
         records_round_trip(header.type == wire::DatagramType::kData && payload.size() >= 8
                                ? std::span<const std::byte>(payload).subspan(8)
