@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
@@ -57,7 +59,10 @@ class Server::Session : public std::enable_shared_from_this<Session> {
         }
         std::string line(asio::buffers_begin(buffer_.data()), asio::buffers_begin(buffer_.data()) + n - 1);
         buffer_.consume(n);
-        write(server_.dispatch(line), /*close=*/false);
+        // The next request is read once this one is answered: a session's requests stay in order.
+        server_.dispatch_async(std::move(line), [self = shared_from_this()](std::string reply) {
+            self->write(std::move(reply), false);
+        });
     }
 
     void write(std::string reply, bool close) {
@@ -85,14 +90,22 @@ Server::Server(asio::io_context& io, MetricsRegistry& metrics)
       requests_(metrics.counter("control.requests", "control requests answered")),
       bad_requests_(metrics.counter("control.bad_requests", "malformed control requests refused")),
       failed_requests_(metrics.counter("control.failed_requests", "control requests whose command failed")),
-      connections_(metrics.counter("control.connections", "control connections accepted")) {}
+      connections_(metrics.counter("control.connections", "control connections accepted")),
+      off_loop_(metrics.counter(
+          "control.requests_off_loop",
+          "control requests whose heavy part ran off the event loop (dump, import, commit)")) {}
 
 Server::~Server() {
     close();
+    worker_.join();
 }
 
 void Server::add(const std::string& command, Handler handler) {
     handlers_[command] = std::move(handler);
+}
+
+void Server::add_staged(const std::string& command, StagedHandler handler) {
+    staged_[command] = std::move(handler);
 }
 
 std::string Server::listen(const std::filesystem::path& path) {
@@ -158,30 +171,135 @@ void Server::accept() {
     });
 }
 
-std::string Server::dispatch(const std::string& line) {
-    std::string error;
-    auto request = parse_request(line, error, max_request_bytes_);
-    if (!request) {
-        bad_requests_.add();
-        return encode_error(error);
+Server::Parsed Server::parse(const std::string& line) const {
+    Parsed parsed;
+    parsed.request = parse_request(line, parsed.error, max_request_bytes_);
+    return parsed;
+}
+
+std::string Server::unknown_command(const std::string& command) const {
+    std::vector<std::string> names;
+    for (const auto& [name, handler] : handlers_) {
+        names.push_back(name);
     }
-    auto it = handlers_.find(request->command);
-    if (it == handlers_.end()) {
-        bad_requests_.add();
-        std::string known;
-        for (const auto& [name, handler] : handlers_) {
-            known += (known.empty() ? "" : ", ") + name;
-        }
-        return encode_error("unknown command '" + request->command + "' (known: " + known + ")");
+    for (const auto& [name, handler] : staged_) {
+        names.push_back(name);
     }
+    std::sort(names.begin(), names.end());
+    std::string known;
+    for (const auto& name : names) {
+        known += (known.empty() ? "" : ", ") + name;
+    }
+    return encode_error("unknown command '" + command + "' (known: " + known + ")");
+}
+
+std::string Server::finish(Outcome outcome) {
     try {
-        nlohmann::json result = it->second(request->args);
+        nlohmann::json result = outcome.on_loop ? outcome.on_loop() : std::move(outcome.result);
         requests_.add();
         return encode_ok(result);
     } catch (const std::exception& e) {
         failed_requests_.add();
         return encode_error(e.what());
     }
+}
+
+std::optional<std::string> Server::refusal(const Parsed& parsed) {
+    if (!parsed.request) {
+        bad_requests_.add();
+        return encode_error(parsed.error);
+    }
+    if (handlers_.count(parsed.request->command) == 0 && staged_.count(parsed.request->command) == 0) {
+        bad_requests_.add();
+        return unknown_command(parsed.request->command);
+    }
+    return std::nullopt;
+}
+
+std::string Server::run(const Handler& handler, const nlohmann::json& args) {
+    try {
+        nlohmann::json result = handler(args);
+        requests_.add();
+        return encode_ok(result);
+    } catch (const std::exception& e) {
+        failed_requests_.add();
+        return encode_error(e.what());
+    }
+}
+
+std::string Server::dispatch(const std::string& line) {
+    auto parsed = parse(line);
+    if (auto refused = refusal(parsed)) {
+        return *refused;
+    }
+    const auto& request = *parsed.request;
+    if (auto it = handlers_.find(request.command); it != handlers_.end()) {
+        return run(it->second, request.args);
+    }
+    Outcome outcome;
+    try {
+        outcome = staged_.at(request.command)(request.args)();
+    } catch (const std::exception& e) {
+        failed_requests_.add();
+        return encode_error(e.what());
+    }
+    return finish(std::move(outcome));
+}
+
+void Server::dispatch_async(std::string line, Reply reply) {
+    if (line.size() <= kParseOnLoopBytes) {
+        handle(parse(line), std::move(reply));
+        return;
+    }
+    asio::post(worker_, [this, line = std::move(line), reply = std::move(reply)]() mutable {
+        auto parsed = parse(line);
+        line = std::string();
+        asio::post(io_, [this, parsed = std::move(parsed), reply = std::move(reply)]() mutable {
+            handle(std::move(parsed), std::move(reply));
+        });
+    });
+}
+
+void Server::handle(Parsed parsed, Reply reply) {
+    if (auto refused = refusal(parsed)) {
+        reply(std::move(*refused));
+        return;
+    }
+    auto& request = *parsed.request;
+    if (auto it = handlers_.find(request.command); it != handlers_.end()) {
+        reply(run(it->second, request.args));
+        return;
+    }
+    Work work;
+    try {
+        work = staged_.at(request.command)(std::move(request.args));
+    } catch (const std::exception& e) {
+        failed_requests_.add();
+        reply(encode_error(e.what()));
+        return;
+    }
+    off_loop_.add();
+    asio::post(worker_, [this, work = std::move(work), reply = std::move(reply)]() mutable {
+        std::optional<Outcome> outcome;
+        std::string out;  // the reply, when it is complete here (encoded here too: a whole table is large)
+        try {
+            outcome = work();
+            if (!outcome->on_loop) {
+                out = encode_ok(outcome->result);
+                requests_.add();
+                outcome.reset();
+            }
+        } catch (const std::exception& e) {
+            failed_requests_.add();
+            out = encode_error(e.what());
+            outcome.reset();
+        }
+        work = Work();  // what it captured (a snapshot) goes here, not on the loop
+        asio::post(io_, [this, outcome = std::move(outcome), out = std::move(out),
+                         reply = std::move(reply)]() mutable {
+            reply(outcome ? finish(std::move(*outcome)) : std::move(out));
+        });
+    });
 }
 
 }  // namespace ctsync::core::control

@@ -204,9 +204,10 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     control::Server control(io, metrics);
     // A whole table travels in one `import` request.
     control.set_max_request_bytes(512u * 1024 * 1024);
-    control.add("dump", [&](const nlohmann::json& args) { return tables.dump(args); });
-    control.add("import", [&](const nlohmann::json& args) { return tables.import(args); });
-    control.add("commit", [&](const nlohmann::json& args) { return tables.commit(args); });
+    // A whole table: the heavy part off the event loop, so replication never waits on it.
+    control.add_staged("dump", [&](nlohmann::json args) { return tables.dump_staged(args); });
+    control.add_staged("import", [&](nlohmann::json args) { return tables.import_staged(std::move(args)); });
+    control.add_staged("commit", [&](nlohmann::json args) { return tables.commit_staged(args); });
     control.add("flush", [&](const nlohmann::json& args) { return tables.flush(args); });
     control.add("resync", [&](const nlohmann::json& args) { return tables.resync(args); });
     control.add("version", [](const nlohmann::json&) {

@@ -76,80 +76,146 @@ void Tables::refresh_external_gauges() {
     external_expectations_.set(static_cast<std::int64_t>(external_.expectation_count()));
 }
 
+namespace {
+
+// A staged command run to its end on this thread (the direct calls, the fuzzer).
+nlohmann::json run_here(const control::Work& work) {
+    control::Outcome outcome = work();
+    return outcome.on_loop ? outcome.on_loop() : std::move(outcome.result);
+}
+
+}  // namespace
+
 nlohmann::json Tables::dump(const nlohmann::json& args) const {
-    const std::string which = cache_arg(args, "internal");
-    const FlowCache& cache = which == "internal" ? internal_ : external_;
-    nlohmann::json flows = nlohmann::json::array();
-    nlohmann::json expectations = nlohmann::json::array();
-    cache.for_each_flow([&](const sdk::FlowState& f) { flows.push_back(to_json(f)); });
-    cache.for_each_expectation([&](const sdk::Expectation& e) { expectations.push_back(to_json(e)); });
-    return {{"cache", which}, {"flows", std::move(flows)}, {"expectations", std::move(expectations)}};
+    return run_here(dump_staged(args));
 }
 
 nlohmann::json Tables::import(const nlohmann::json& args) {
-    // All or nothing: a file with one bad entry changes nothing.
-    ConfigIssues issues;
-    std::vector<sdk::FlowState> flows;
-    std::vector<sdk::Expectation> expectations;
-    for (const char* key : {"flows", "expectations"}) {
-        auto it = args.find(key);
-        if (it != args.end() && !it->is_array()) {
-            issues.push_back({std::string(".") + key, "expected an array"});
-        }
-    }
-    if (auto it = args.find("flows"); it != args.end() && it->is_array()) {
-        for (std::size_t i = 0; i < it->size(); ++i) {
-            if (auto f = flow_from_json((*it)[i], join_path(".flows", i), issues)) {
-                flows.push_back(*f);
-            }
-        }
-    }
-    if (auto it = args.find("expectations"); it != args.end() && it->is_array()) {
-        for (std::size_t i = 0; i < it->size(); ++i) {
-            if (auto e = expectation_from_json((*it)[i], join_path(".expectations", i), issues)) {
-                expectations.push_back(*e);
-            }
-        }
-    }
-    if (!issues.empty()) {
-        std::string message = fmt::format("import refused, nothing changed: {} problem{}", issues.size(),
-                                          issues.size() == 1 ? "" : "s");
-        for (std::size_t i = 0; i < issues.size() && i < 10; ++i) {
-            message += "; " + format_issue(issues[i]);
-        }
-        throw std::invalid_argument(message);
-    }
-    if (args.value("replace", false)) {
-        external_.clear();
-    }
-    for (const auto& f : flows) {
-        external_.upsert(f);
-    }
-    for (const auto& e : expectations) {
-        external_.upsert(e);
-    }
-    refresh_external_gauges();
-    log_.info(fmt::format("event=import flows={} expectations={} external_flows={}", flows.size(),
-                          expectations.size(), external_.flow_count()));
-    return {{"flows", flows.size()},
-            {"expectations", expectations.size()},
-            {"external_flows", external_.flow_count()},
-            {"external_expectations", external_.expectation_count()}};
+    return run_here(import_staged(args));
 }
 
-nlohmann::json Tables::commit(const nlohmann::json&) {
+nlohmann::json Tables::commit(const nlohmann::json& args) {
+    return run_here(commit_staged(args));
+}
+
+std::vector<sdk::Expectation> Tables::external_expectations() const {
+    std::vector<sdk::Expectation> out;
+    out.reserve(external_.expectation_count());
+    external_.for_each_expectation([&](const sdk::Expectation& e) { out.push_back(e); });
+    return out;
+}
+
+control::Work Tables::dump_staged(const nlohmann::json& args) const {
+    const std::string which = cache_arg(args, "internal");
+    const FlowCache& cache = which == "internal" ? internal_ : external_;
+    auto flows = std::make_shared<std::vector<sdk::FlowState>>();
+    auto expectations = std::make_shared<std::vector<sdk::Expectation>>();
+    flows->reserve(cache.flow_count());
+    cache.for_each_flow([&](const sdk::FlowState& f) { flows->push_back(f); });
+    cache.for_each_expectation([&](const sdk::Expectation& e) { expectations->push_back(e); });
+    return [which, flows, expectations] {
+        nlohmann::json flows_json = nlohmann::json::array();
+        nlohmann::json expectations_json = nlohmann::json::array();
+        for (const auto& f : *flows) {
+            flows_json.push_back(to_json(f));
+        }
+        for (const auto& e : *expectations) {
+            expectations_json.push_back(to_json(e));
+        }
+        return control::Outcome{{{"cache", which},
+                                 {"flows", std::move(flows_json)},
+                                 {"expectations", std::move(expectations_json)}},
+                                {}};
+    };
+}
+
+control::Work Tables::import_staged(nlohmann::json args) {
+    auto in = std::make_shared<nlohmann::json>(std::move(args));
+    return [this, in] {
+        // All or nothing: a file with one bad entry changes nothing.
+        ConfigIssues issues;
+        auto flows = std::make_shared<std::vector<sdk::FlowState>>();
+        auto expectations = std::make_shared<std::vector<sdk::Expectation>>();
+        for (const char* key : {"flows", "expectations"}) {
+            auto it = in->find(key);
+            if (it != in->end() && !it->is_array()) {
+                issues.push_back({std::string(".") + key, "expected an array"});
+            }
+        }
+        if (auto it = in->find("flows"); it != in->end() && it->is_array()) {
+            flows->reserve(it->size());
+            for (std::size_t i = 0; i < it->size(); ++i) {
+                if (auto f = flow_from_json((*it)[i], join_path(".flows", i), issues)) {
+                    flows->push_back(*f);
+                }
+            }
+        }
+        if (auto it = in->find("expectations"); it != in->end() && it->is_array()) {
+            for (std::size_t i = 0; i < it->size(); ++i) {
+                if (auto e = expectation_from_json((*it)[i], join_path(".expectations", i), issues)) {
+                    expectations->push_back(*e);
+                }
+            }
+        }
+        if (!issues.empty()) {
+            std::string message = fmt::format("import refused, nothing changed: {} problem{}", issues.size(),
+                                              issues.size() == 1 ? "" : "s");
+            for (std::size_t i = 0; i < issues.size() && i < 10; ++i) {
+                message += "; " + format_issue(issues[i]);
+            }
+            throw std::invalid_argument(message);
+        }
+        const bool replace = in->value("replace", false);
+        *in = nlohmann::json();  // the request's text is done with: freed here, not on the loop
+        return control::Outcome{
+            {}, [this, flows, expectations, replace]() -> nlohmann::json {
+                if (replace) {
+                    external_.clear();
+                }
+                for (const auto& f : *flows) {
+                    external_.upsert(f);
+                }
+                for (const auto& e : *expectations) {
+                    external_.upsert(e);
+                }
+                refresh_external_gauges();
+                log_.info(fmt::format("event=import flows={} expectations={} external_flows={}",
+                                      flows->size(), expectations->size(), external_.flow_count()));
+                return {{"flows", flows->size()},
+                        {"expectations", expectations->size()},
+                        {"external_flows", external_.flow_count()},
+                        {"external_expectations", external_.expectation_count()}};
+            }};
+    };
+}
+
+control::Work Tables::commit_staged(const nlohmann::json&) {
     require_source();
-    std::vector<sdk::FlowState> flows;
-    flows.reserve(external_.flow_count());
-    external_.for_each_flow([&](const sdk::FlowState& f) { flows.push_back(f); });
-    return write_entries(std::move(flows), {}, true, "commit");
+    struct Snapshot {
+        std::vector<sdk::FlowState> flows;
+        std::vector<sdk::Expectation> expectations;
+    };
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->flows.reserve(external_.flow_count());
+    external_.for_each_flow([&](const sdk::FlowState& f) { snapshot->flows.push_back(f); });
+    adjust_for_commit(snapshot->flows);  // the proto handlers run on the loop only
+    snapshot->expectations = external_expectations();
+    auto write = [this, snapshot] {
+        return write_ops(snapshot->flows, {}, snapshot->expectations, "commit", /*routine=*/false);
+    };
+    if (writes_off_loop_) {
+        return [write] { return control::Outcome{write(), {}}; };
+    }
+    return [write] { return control::Outcome{{}, write}; };
 }
 
 nlohmann::json Tables::write_entries(std::vector<sdk::FlowState> upserts,
                                      const std::vector<sdk::FlowState>& deletes, bool expectations,
                                      std::string_view event, bool routine) {
     adjust_for_commit(upserts);
-    return write_ops(upserts, deletes, expectations, event, routine);
+    return write_ops(upserts, deletes,
+                     expectations ? external_expectations() : std::vector<sdk::Expectation>{}, event,
+                     routine);
 }
 
 void Tables::adjust_for_commit(std::vector<sdk::FlowState>& flows) const {
@@ -162,17 +228,18 @@ void Tables::adjust_for_commit(std::vector<sdk::FlowState>& flows) const {
 
 nlohmann::json Tables::write_adjusted(const std::vector<sdk::FlowState>& upserts,
                                       const std::vector<sdk::FlowState>& deletes, std::string_view event) {
-    return write_ops(upserts, deletes, false, event, /*routine=*/true);
+    return write_ops(upserts, deletes, {}, event, /*routine=*/true);
 }
 
 nlohmann::json Tables::write_ops(const std::vector<sdk::FlowState>& upserts,
-                                 const std::vector<sdk::FlowState>& deletes, bool expectations,
-                                 std::string_view event, bool routine) {
+                                 const std::vector<sdk::FlowState>& deletes,
+                                 const std::vector<sdk::Expectation>& expectations, std::string_view event,
+                                 bool routine) {
     sdk::Source& source = require_source();
     const auto started = std::chrono::steady_clock::now();
     // Masters first: an expectation can only be created once its master exists.
     std::vector<sdk::WriteOp> ops;
-    ops.reserve(upserts.size() + deletes.size() + (expectations ? external_.expectation_count() : 0));
+    ops.reserve(upserts.size() + deletes.size() + expectations.size());
     for (const auto& f : upserts) {
         ops.push_back({sdk::WriteOp::Kind::kUpsert, &f, nullptr});
     }
@@ -180,10 +247,8 @@ nlohmann::json Tables::write_ops(const std::vector<sdk::FlowState>& upserts,
         ops.push_back({sdk::WriteOp::Kind::kDelete, &f, nullptr});
     }
     const std::size_t flows = ops.size();
-    if (expectations) {
-        external_.for_each_expectation([&](const sdk::Expectation& e) {
-            ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
-        });
+    for (const auto& e : expectations) {
+        ops.push_back({sdk::WriteOp::Kind::kUpsert, nullptr, &e});
     }
     sdk::WriteReport report;
     if (!ops.empty()) {

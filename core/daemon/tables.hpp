@@ -14,6 +14,7 @@
 
 #include "core/cache/flow_cache.hpp"
 #include "core/cache/kernel_view.hpp"
+#include "core/control/server.hpp"
 #include "core/metrics/registry.hpp"
 #include "core/replication/proto_table.hpp"
 
@@ -32,6 +33,14 @@ class Tables {
     nlohmann::json dump(const nlohmann::json& args) const;
     nlohmann::json import(const nlohmann::json& args);
     nlohmann::json commit(const nlohmann::json& args);
+    // The same three as the control socket runs them (control::StagedHandler), so that a whole table does
+    // not stall the event loop: called on the loop, each takes its snapshot there and returns the work for
+    // the control worker — dump: the JSON of a copy of the cache; import: parsing and checking every entry,
+    // then (on the loop again) applying them; commit: the kernel write of an adjusted copy of the external
+    // cache (on the loop when the source cannot be written from another thread).
+    control::Work dump_staged(const nlohmann::json& args) const;
+    control::Work import_staged(nlohmann::json args);
+    control::Work commit_staged(const nlohmann::json& args);
     nlohmann::json flush(const nlohmann::json& args);
     nlohmann::json resync(const nlohmann::json& args);
     nlohmann::json summary() const;
@@ -70,8 +79,10 @@ class Tables {
     sdk::Source& require_source() const;
     void refresh_external_gauges();
     nlohmann::json write_ops(const std::vector<sdk::FlowState>& upserts,
-                             const std::vector<sdk::FlowState>& deletes, bool expectations,
-                             std::string_view event, bool routine);
+                             const std::vector<sdk::FlowState>& deletes,
+                             const std::vector<sdk::Expectation>& expectations, std::string_view event,
+                             bool routine);
+    std::vector<sdk::Expectation> external_expectations() const;
 
     MetricsRegistry& metrics_;
     sdk::Logger& log_;

@@ -22,9 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::NullLogger log;
     Tables tables(metrics, log, nullptr, {});
     control::Server server(io, metrics);
-    server.add("dump", [&](const nlohmann::json& args) { return tables.dump(args); });
-    server.add("import", [&](const nlohmann::json& args) { return tables.import(args); });
-    server.add("commit", [&](const nlohmann::json& args) { return tables.commit(args); });
+    // Staged as in the daemon (dispatch runs every stage here).
+    server.add_staged("dump", [&](nlohmann::json args) { return tables.dump_staged(args); });
+    server.add_staged("import", [&](nlohmann::json args) { return tables.import_staged(std::move(args)); });
+    server.add_staged("commit", [&](nlohmann::json args) { return tables.commit_staged(args); });
     server.add("flush", [&](const nlohmann::json& args) { return tables.flush(args); });
     server.add("resync", [&](const nlohmann::json& args) { return tables.resync(args); });
     server.add("status", [&](const nlohmann::json&) { return tables.summary(); });

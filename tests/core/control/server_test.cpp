@@ -8,8 +8,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <future>
 #include <thread>
 
 #include "core/control/client.hpp"
@@ -28,11 +30,32 @@ class ControlServerTest : public ::testing::Test {
         server_->add("fail", [](const nlohmann::json&) -> nlohmann::json {
             throw std::runtime_error("external cache is empty");
         });
+        // Staged: the work waits until the test releases it, and says which thread each stage ran on.
+        server_->add_staged("slow", [this](nlohmann::json args) -> Work {
+            handler_thread_ = std::this_thread::get_id();
+            return [this, args] {
+                work_thread_ = std::this_thread::get_id();
+                release_.wait();
+                if (args.contains("throw")) {
+                    throw std::invalid_argument("the work refused it");
+                }
+                return Outcome{{}, [this, args]() -> nlohmann::json {
+                                   finish_thread_ = std::this_thread::get_id();
+                                   return {{"size", args.dump().size()}};
+                               }};
+            };
+        });
+        server_->add_staged(
+            "refuse", [](nlohmann::json) -> Work { throw std::invalid_argument("refused on the loop"); });
         server_->set_idle_timeout(300ms);
+        server_->set_max_request_bytes(8u << 20);
         ASSERT_EQ(server_->listen(socket_), "");
         thread_ = std::thread([this] { io_.run(); });
     }
     void TearDown() override {
+        if (!released_) {
+            promise_.set_value();
+        }
         boost::asio::post(io_, [this] { server_->close(); });
         io_.stop();
         thread_.join();
@@ -78,6 +101,10 @@ class ControlServerTest : public ::testing::Test {
     MetricsRegistry metrics_;
     std::unique_ptr<Server> server_;
     std::thread thread_;
+    std::promise<void> promise_;
+    std::shared_future<void> release_ = promise_.get_future().share();
+    bool released_ = false;
+    std::atomic<std::thread::id> handler_thread_, work_thread_, finish_thread_;
 };
 
 TEST_F(ControlServerTest, AnswersRequestsAndCountsThem) {
@@ -103,7 +130,50 @@ TEST_F(ControlServerTest, CommandFailureIsAnErrorReply) {
 
 TEST_F(ControlServerTest, UnknownCommandListsKnownOnes) {
     auto reply = call(socket_, {"reboot", {}}, 2s);
-    EXPECT_EQ(reply.error, "unknown command 'reboot' (known: echo, fail)");
+    EXPECT_EQ(reply.error, "unknown command 'reboot' (known: echo, fail, refuse, slow)");
+}
+
+// A whole-table command must not stall the loop: while its work runs (here: blocked until released), other
+// connections are answered; its last step runs on the loop again.
+TEST_F(ControlServerTest, StagedWorkRunsOffTheLoopWhileOtherRequestsAreAnswered) {
+    const std::string big(1u << 20, 'x');  // parsed off the loop too
+    std::future<Reply> slow = std::async(std::launch::async, [&] {
+        return call(socket_, {"slow", {{"blob", big}}}, 10s);
+    });
+    // The loop answers others while the work is blocked.
+    for (int i = 0; i < 20 && metric("control.requests_off_loop") < 1; ++i) {
+        std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_EQ(metric("control.requests_off_loop"), 1);
+    auto echo = call(socket_, {"echo", {{"a", 1}}}, 2s);
+    ASSERT_TRUE(echo.ok) << echo.error;
+    EXPECT_EQ(slow.wait_for(0ms), std::future_status::timeout);
+    released_ = true;
+    promise_.set_value();
+    auto reply = slow.get();
+    ASSERT_TRUE(reply.ok) << reply.error;
+    EXPECT_EQ(reply.result["size"], nlohmann::json({{"blob", big}}).dump().size());
+    EXPECT_EQ(handler_thread_.load(), thread_.get_id());
+    EXPECT_NE(work_thread_.load(), thread_.get_id());
+    EXPECT_EQ(finish_thread_.load(), thread_.get_id());
+    EXPECT_EQ(metric("control.requests"), 2);
+}
+
+TEST_F(ControlServerTest, StagedFailuresAreErrorRepliesAtEveryStage) {
+    released_ = true;
+    promise_.set_value();
+    auto refused = call(socket_, {"refuse", {}}, 2s);
+    EXPECT_FALSE(refused.ok);
+    EXPECT_EQ(refused.error, "refused on the loop");
+    auto thrown = call(socket_, {"slow", {{"throw", true}}}, 2s);
+    EXPECT_FALSE(thrown.ok);
+    EXPECT_EQ(thrown.error, "the work refused it");
+    EXPECT_EQ(metric("control.failed_requests"), 2);
+    // A malformed long line (parsed off the loop) is refused like a short one, and the session goes on.
+    std::string answer = raw_exchange(std::string(100000, '{') + "\n{\"command\":\"echo\",\"args\":{}}\n");
+    EXPECT_EQ(answer,
+              "{\"error\":\"request is not valid JSON\",\"ok\":false}\n{\"ok\":true,\"result\":{}}\n");
+    EXPECT_EQ(metric("control.bad_requests"), 1);
 }
 
 TEST_F(ControlServerTest, GarbageGetsAnErrorAndTheConnectionGoesOn) {
@@ -114,8 +184,8 @@ TEST_F(ControlServerTest, GarbageGetsAnErrorAndTheConnectionGoesOn) {
 }
 
 TEST_F(ControlServerTest, OversizedLineIsRefusedAndServerKeepsServing) {
-    std::string answer = raw_exchange(std::string(kMaxLineBytes + 10, 'x'));
-    EXPECT_EQ(answer, "{\"error\":\"request longer than 65536 bytes\",\"ok\":false}\n");
+    std::string answer = raw_exchange(std::string((8u << 20) + 10, 'x'));
+    EXPECT_EQ(answer, "{\"error\":\"request longer than 8388608 bytes\",\"ok\":false}\n");
     auto reply = call(socket_, {"echo", {}}, 2s);
     EXPECT_TRUE(reply.ok) << reply.error;
 }

@@ -4,11 +4,17 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <fstream>
+#include <future>
 #include <sstream>
+#include <thread>
 
+#include "core/cache/flow_json.hpp"
+#include "core/control/client.hpp"
 #include "core/daemon/huge_pages.hpp"
 #include "tests/core/daemon/daemon_test_util.hpp"
+#include "tests/support/flows.hpp"
 
 namespace ctsync::test {
 namespace {
@@ -112,6 +118,53 @@ TEST(CtsyncdRun, ServesControlAndShutsDownCleanlyOnSigterm) {
     EXPECT_THAT(daemon->err(), HasSubstr("event=shutdown signal=SIGTERM"));
     EXPECT_THAT(daemon->err(), HasSubstr("event=stopped"));
     EXPECT_FALSE(std::filesystem::exists(dir / "ctsyncd.sock"));
+}
+
+// A whole table dumped must not hold the event loop (replication, events and every other request wait on
+// it): `status` is answered throughout a dump of 100k flows, quickly, not once the dump is done.
+TEST(CtsyncdRun, AWholeTableDumpDoesNotHoldTheEventLoop) {
+    TempDir dir;
+    auto file = write_config(dir.path(), instance_config(dir.path(), 12));
+    auto daemon = start_daemon(file);
+    const auto socket = dir / "ctsyncd.sock";
+    constexpr std::uint32_t kFlows = 100000;
+    nlohmann::json flows = nlohmann::json::array();
+    for (std::uint32_t i = 0; i < kFlows; ++i) {
+        flows.push_back(core::to_json(nated_tcp_flow(i)));
+    }
+    auto imported = core::control::call(socket, {"import", {{"flows", std::move(flows)}}}, 120s);
+    ASSERT_TRUE(imported.ok) << imported.error;
+    ASSERT_EQ(imported.result["external_flows"], kFlows);
+
+    std::atomic<bool> dump_done = false;
+    const auto started = std::chrono::steady_clock::now();
+    auto dump = std::async(std::launch::async, [&] {
+        auto reply = core::control::call(socket, {"dump", {{"cache", "external"}}}, 120s);
+        dump_done = true;
+        return reply;
+    });
+    int answered_during_dump = 0;
+    std::chrono::duration<double, std::milli> slowest{0};
+    for (int i = 0; i < 6000 && !dump_done; ++i) {
+        const auto asked = std::chrono::steady_clock::now();
+        auto status = core::control::call(socket, {"status", {}}, 120s);
+        ASSERT_TRUE(status.ok) << status.error;
+        if (!dump_done) {
+            ++answered_during_dump;
+            slowest = std::max(
+                slowest, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - asked));
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    auto reply = dump.get();
+    const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - started;
+    ASSERT_TRUE(reply.ok) << reply.error;
+    EXPECT_EQ(reply.result["flows"].size(), kFlows);
+    // The loop held for the whole dump answers one status at its end (and that one as slowly as the dump).
+    EXPECT_GE(answered_during_dump, 5) << "dump took " << took.count() << " ms";
+    EXPECT_LT(slowest.count(), took.count() / 4) << "dump took " << took.count() << " ms";
+    auto stats = ctl_json(file, "stats");
+    EXPECT_EQ(metric(stats, "control.requests_off_loop"), 2);  // the import and the dump
 }
 
 TEST(CtsyncdRun, SecondInstanceOnTheSameLockFileRefusesToStart) {
