@@ -464,7 +464,8 @@ std::optional<DaemonConfig> parse_daemon_config(const std::string& text, const s
     nlohmann::json document;
     try {
         document = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double (found by the config fuzzer).
         std::string what = e.what();
         if (auto pos = what.find("] "); pos != std::string::npos) {
             what = what.substr(pos + 2);

@@ -151,6 +151,18 @@ TEST(DaemonConfig, SameProtoPluginTwiceIsRefused) {
               std::vector<std::string>{".protos[1].plugin: proto plugin 'proto-fixture' is listed twice"});
 }
 
+// Found by the config fuzzer: nlohmann reports a number too large for a double as out_of_range, not
+// parse_error; it ended ctsyncd with an uncaught exception.
+TEST(DaemonConfig, ANumberTooLargeIsAConfigErrorNotACrash) {
+    auto report = check("{\"node\": {\"id\": 1E999999}}");
+    ASSERT_EQ(report.issues.size(), 1u);
+    EXPECT_EQ(report.issues[0].path, ".");
+    EXPECT_NE(report.issues[0].message.find("test.json is not valid JSON: number overflow"),
+              std::string::npos)
+        << report.issues[0].message;
+    EXPECT_EQ(report.exit_code(), 2);
+}
+
 TEST(DaemonConfig, SyntaxErrorNamesLineAndColumn) {
     auto report = check("{\"node\": {\"id\": 1,}\n}");
     ASSERT_EQ(report.issues.size(), 1u);
