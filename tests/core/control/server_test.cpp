@@ -48,7 +48,7 @@ class ControlServerTest : public ::testing::Test {
         server_->add_staged(
             "refuse", [](nlohmann::json) -> Work { throw std::invalid_argument("refused on the loop"); });
         server_->set_idle_timeout(300ms);
-        server_->set_max_request_bytes(8u << 20);
+        server_->set_max_request_bytes(4 * kParseOnLoopBytes);  // room for lines parsed off the loop
         ASSERT_EQ(server_->listen(socket_), "");
         thread_ = std::thread([this] { io_.run(); });
     }
@@ -136,7 +136,7 @@ TEST_F(ControlServerTest, UnknownCommandListsKnownOnes) {
 // A whole-table command must not stall the loop: while its work runs (here: blocked until released), other
 // connections are answered; its last step runs on the loop again.
 TEST_F(ControlServerTest, StagedWorkRunsOffTheLoopWhileOtherRequestsAreAnswered) {
-    const std::string big(1u << 20, 'x');  // parsed off the loop too
+    const std::string big(2 * kParseOnLoopBytes, 'x');  // parsed off the loop too
     std::future<Reply> slow = std::async(std::launch::async, [&] {
         return call(socket_, {"slow", {{"blob", big}}}, 10s);
     });
@@ -184,8 +184,8 @@ TEST_F(ControlServerTest, GarbageGetsAnErrorAndTheConnectionGoesOn) {
 }
 
 TEST_F(ControlServerTest, OversizedLineIsRefusedAndServerKeepsServing) {
-    std::string answer = raw_exchange(std::string((8u << 20) + 10, 'x'));
-    EXPECT_EQ(answer, "{\"error\":\"request longer than 8388608 bytes\",\"ok\":false}\n");
+    std::string answer = raw_exchange(std::string(4 * kParseOnLoopBytes + 10, 'x'));
+    EXPECT_EQ(answer, "{\"error\":\"request longer than 262144 bytes\",\"ok\":false}\n");
     auto reply = call(socket_, {"echo", {}}, 2s);
     EXPECT_TRUE(reply.ok) << reply.error;
 }
