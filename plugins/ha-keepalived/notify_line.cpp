@@ -140,6 +140,12 @@ ParsedLine parse_notify_line(std::string_view line) {
     if (name.empty()) {
         return garbage("empty name");
     }
+    // A tab passed the control-byte check above because it separates fields; keepalived's configuration
+    // splits words at white space, so an instance or group name never holds one.
+    if (const std::size_t tab = name.find('\t'); tab != std::string_view::npos) {
+        return garbage(
+            fmt::format("tab inside the quoted name at offset {}", (name.data() - line.data()) + tab));
+    }
     const std::string_view tail = rest.substr(close + 1);
     if (!tail.empty() && !is_blank(tail.front())) {
         return garbage("no space after the name's closing quote");
