@@ -495,6 +495,14 @@ void CtnetlinkSource::read_events() {
                 resync_after_drain_ = true;
                 continue;
             }
+            if (const std::string bad = check_message_lengths(event_iov_[k].iov_base, m.msg_len);
+                !bad.empty()) {
+                malformed_.add();
+                log_.warn(fmt::format("event=event_buffer_malformed reason=\"{}\" action=resync", bad));
+                sink_->on_loss(ctsync::sdk::LossReason::kMalformed, 1);
+                resync_after_drain_ = true;
+                continue;
+            }
             if (mnl_cb_run(event_iov_[k].iov_base, m.msg_len, 0, 0, event_trampoline, this) == MNL_CB_ERROR) {
                 malformed_.add();
             }
@@ -666,6 +674,11 @@ void CtnetlinkSource::read_dump() {
                 continue;
             }
             finish_dump(false, fmt::format("dump read failed: {}", std::strerror(errno)));
+            return;
+        }
+        if (const std::string bad = check_message_lengths(buffer_.data(), static_cast<std::size_t>(n));
+            !bad.empty()) {
+            finish_dump(false, fmt::format("the dump's answer is malformed: {}", bad));
             return;
         }
         int rc = mnl_cb_run(buffer_.data(), static_cast<std::size_t>(n), dump_seq_, dump_->portid(),
@@ -864,6 +877,12 @@ void send_pass(std::span<const ctsync::sdk::WriteOp> ops,
                 const int err = errno;
                 fail_unanswered(err, fmt::format("no answer from the kernel: {}", std::strerror(err)));
                 result.socket_broken = true;  // a late answer would be mistaken for the next batch's
+                break;
+            }
+            if (const std::string bad = check_message_lengths(in_buffer.data(), static_cast<std::size_t>(n));
+                !bad.empty()) {
+                fail_unanswered(EPROTO, fmt::format("malformed answer from the kernel: {}", bad));
+                result.socket_broken = true;
                 break;
             }
             int remaining = static_cast<int>(n);
@@ -1129,6 +1148,9 @@ ctsync::sdk::WriteReport CtnetlinkSource::flush() noexcept {
                 mnl_socket_recvfrom(writer_->get(), write_ack_buffer_.data(), write_ack_buffer_.size());
             if (n < 0) {
                 code = errno;
+            } else if (!check_message_lengths(write_ack_buffer_.data(), static_cast<std::size_t>(n))
+                            .empty()) {
+                code = EPROTO;  // malformed answer: the write's outcome is unknown
             } else if (mnl_cb_run(write_ack_buffer_.data(), static_cast<std::size_t>(n), seq,
                                   writer_->portid(), nullptr, nullptr) == MNL_CB_ERROR) {
                 code = errno;

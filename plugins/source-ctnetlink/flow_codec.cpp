@@ -2,11 +2,14 @@
 #include "flow_codec.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace ctnetlink {
@@ -504,6 +507,24 @@ void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation
     if (e.function[0] != '\0') {
         mnl_attr_put_strz(nlh, CTA_EXPECT_FN, e.function.data());
     }
+}
+
+std::string check_message_lengths(const void* buffer, std::size_t size) {
+    const auto* bytes = static_cast<const unsigned char*>(buffer);
+    std::size_t at = 0;
+    for (std::size_t index = 1; at < size; ++index) {
+        const std::size_t left = size - at;
+        if (left < sizeof(nlmsghdr)) {
+            break;  // libmnl stops at a tail shorter than a header, and so does every walk here
+        }
+        std::uint32_t length = 0;
+        std::memcpy(&length, bytes + at, sizeof(length));  // nlmsg_len leads the header
+        if (length < sizeof(nlmsghdr) || length > left) {
+            return fmt::format("message {} at offset {} claims {} bytes, {} left", index, at, length, left);
+        }
+        at += std::min<std::size_t>(MNL_ALIGN(length), left);
+    }
+    return {};
 }
 
 }  // namespace ctnetlink

@@ -3,8 +3,10 @@
 // meet; nothing of libnetfilter_conntrack leaves this plugin.
 #pragma once
 
+#include <cstddef>
 #include <ctsync/sdk/flow.hpp>
 #include <memory>
+#include <string>
 
 struct nf_conntrack;
 struct nlmsghdr;
@@ -43,6 +45,13 @@ void append_flow_attributes(nlmsghdr* nlh, const ctsync::sdk::FlowState& flow, P
 // libnetfilter_conntrack 1.0.9's nfexp_nlmsg_build leaves out the class, NAT and expectation function;
 // this appends them to a message it built.
 void append_expectation_attributes(nlmsghdr* nlh, const ctsync::sdk::Expectation& expectation);
+
+// Walks the headers of a buffer of netlink messages as read from a socket and says what is wrong with it, or
+// an empty string when every message's length is at least a header and fits in what is left (a tail
+// shorter than a header is ignored, as libmnl ignores it). libmnl's
+// mnl_nlmsg_ok compares the length as a signed int, so a length of 2^31 or more passes it and the walk goes
+// past the buffer: the kernel never sends one, but a buffer is checked before libmnl walks it.
+std::string check_message_lengths(const void* buffer, std::size_t size);
 
 // The reply tuple a kernel entry without NAT would have.
 ctsync::sdk::Tuple invert(const ctsync::sdk::Tuple& tuple) noexcept;

@@ -9,6 +9,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace ctnetlink {
@@ -320,6 +321,31 @@ TEST(FlowCodec, MalformedEntryIsRefused) {
     ConntrackPtr ct = new_conntrack();  // no tuple at all
     FlowState f;
     EXPECT_FALSE(decode_flow(*ct, f));
+}
+
+// Two messages of 20 and 24 bytes (the first padded to 20), then whatever the case appends.
+std::vector<std::uint32_t> two_messages() {
+    std::vector<std::uint32_t> words(11, 0);
+    words[0] = 18;  // padded to 20 by the walk
+    words[5] = 24;
+    return words;
+}
+
+TEST(FlowCodec, MessageLengthsAreCheckedBeforeLibmnlWalksABuffer) {
+    auto words = two_messages();
+    EXPECT_EQ(check_message_lengths(words.data(), 44), "");
+    EXPECT_EQ(check_message_lengths(words.data(), 42), "message 2 at offset 20 claims 24 bytes, 22 left");
+    EXPECT_EQ(check_message_lengths(words.data(), 18), "");       // a last message without its padding
+    EXPECT_EQ(check_message_lengths(words.data(), 20 + 15), "");  // a tail shorter than a header
+    words[0] = 15;
+    EXPECT_EQ(check_message_lengths(words.data(), 44), "message 1 at offset 0 claims 15 bytes, 44 left");
+    // Found by the netlink_codec fuzzer: libmnl's mnl_nlmsg_ok takes this length for a negative int, lets it
+    // through and the walk leaves the buffer.
+    words = two_messages();
+    words[5] = 0xefefefef;
+    EXPECT_EQ(check_message_lengths(words.data(), 44),
+              "message 2 at offset 20 claims 4025479151 bytes, 24 left");
+    EXPECT_EQ(check_message_lengths(words.data(), 0), "");
 }
 
 }  // namespace
