@@ -5,7 +5,9 @@
 //   - the sync link flapping (silence and carrier loss, short and longer than the peer timeout) during a
 //     load of creates and then of deletes;
 //   - the primary's daemon killed by SIGKILL at a random point of a load and started again (a new epoch:
-//     the backups must drop what the old one sent and the new one no longer has).
+//     the backups must drop what the old one sent and the new one no longer has);
+//   - a backup's daemon killed by SIGKILL at a random point of a load, started again, and killed once more
+//     at a random point of the bulk transfer it asked for (it starts empty each time and must end whole).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -110,6 +112,44 @@ TEST(Faults, PrimaryKilledAtARandomPointOfALoadAndRestartedLeavesNoStaleEntry) {
     const auto log = read_file(lab.log_file(1));
     EXPECT_NE(log.find("event=bulk_complete node=1"), std::string::npos);
     std::cerr << "primary killed after " << kill_at << " entries of the load (seed " << seed << ")\n";
+}
+
+TEST(Faults, BackupKilledDuringALoadAndAgainDuringItsBulkEndsWhole) {
+    ASSERT_TRUE(can_create_netns()) << "this test needs root (network namespaces)";
+    constexpr int kFlows = 80000;
+    const unsigned seed = std::random_device{}();
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::mt19937 rng(seed);
+    const int kill_at = std::uniform_int_distribution<int>(2000, 50000)(rng);
+    const auto down_for = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 2000)(rng));
+    const auto bulk_kill_after = std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng));
+    ReplicationLab lab(Kind::kMcast, 1, kFlows);
+    lab.start_all();
+    Process creates(
+        lab.primary().ns->exec({kCtInject, "--count", std::to_string(kFlows), "--nat", "--rate", "20000"}));
+    ASSERT_TRUE(lab.wait_external(1, kill_at, 30s));
+    ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
+    lab.backup(1).daemon->wait(5s);
+    ASSERT_TRUE(lab.backup(1).daemon->signalled());
+    std::this_thread::sleep_for(down_for);
+    const auto bulks_before = lab.primary().stat("replication.bulks_served");
+    lab.backup(1).start();
+    // Killed again while its bulk transfer is under way (the load has gone on meanwhile, so there is a
+    // table to send): the primary must not be left sending into the void, and the next start asks again.
+    ASSERT_TRUE(wait_until([&] { return !lab.backup(1).status().is_null(); }, 30s, 20ms));
+    std::this_thread::sleep_for(bulk_kill_after);
+    ASSERT_EQ(::kill(lab.backup(1).daemon->pid(), SIGKILL), 0);
+    lab.backup(1).daemon->wait(5s);
+    ASSERT_TRUE(lab.backup(1).daemon->signalled());
+    lab.backup(1).start();
+    ASSERT_TRUE(creates.wait(60s).has_value());
+    lab.expect_converged(120s);
+    // The last start was served a whole table; the other backup never stopped and lost nothing either.
+    EXPECT_GT(lab.primary().stat("replication.bulks_served"), bulks_before);
+    EXPECT_EQ(lab.backup(2).stat("replication.rx_malformed"), 0);
+    std::cerr << "backup killed after " << kill_at << " entries, down " << down_for.count()
+              << " ms, killed again " << bulk_kill_after.count() << " ms into its restart (seed " << seed
+              << ")\n";
 }
 
 }  // namespace
