@@ -178,7 +178,8 @@ ParsedLine parse_notify_line(std::string_view line) {
     const std::string_view priority = fields[1];
     int value = 0;
     bool priority_ok = !priority.empty() && priority.size() <= 3;
-    for (char c : priority) {
+    for (std::size_t i = 0; priority_ok && i < priority.size(); ++i) {  // at most 3 digits: no overflow
+        const char c = priority[i];
         if (c < '0' || c > '9') {
             priority_ok = false;
             break;

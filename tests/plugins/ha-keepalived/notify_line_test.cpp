@@ -121,6 +121,9 @@ TEST(NotifyLine, GarbageIsRefusedWithTheReason) {
         {"INSTANCE \"VI\x1b[31m\" MASTER 100", "control byte 0x1b at offset 12"},
         {"INSTANCE \"VI_1\"\rMASTER 100", "control byte 0x0d at offset 15"},
         {"INSTANCE \"VI_1\" MASTER 100\x7f", "control byte 0x7f at offset 26"},
+        // Found by the keepalived_fifo fuzzer: a long priority overflowed an int while it was read (UBSan).
+        {R"(INSTANCE "VI_2" STOP 08888888888888888888888888888888888)",
+         "priority '08888888888888888888888888888888...' is not a number in 0..255"},
         // Found by the keepalived_fifo fuzzer: a tab was accepted as part of the name.
         {"INSTANCE \"V\t_1\" BACKUP_PRIORITY 50", "tab inside the quoted name at offset 11"},
         {"INSTANCE\t\"\tVI_1\"\tMASTER\t100", "tab inside the quoted name at offset 10"},
