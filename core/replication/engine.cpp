@@ -461,7 +461,10 @@ void Engine::schedule_flush() {
         return;
     }
     flush_scheduled_ = true;
-    auto run = [this] {
+    auto run = [this, alive = std::weak_ptr<int>(alive_)] {
+        if (alive.expired()) {
+            return;
+        }
         flush_scheduled_ = false;
         if (!stopped_) {
             flush();
@@ -1234,8 +1237,8 @@ void Engine::schedule_tick() {
         return;
     }
     tick_timer_.expires_after(kTick);
-    tick_timer_.async_wait([this](const boost::system::error_code& ec) {
-        if (ec || stopped_) {
+    tick_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired() || stopped_) {
             return;
         }
         try {

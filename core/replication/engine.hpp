@@ -139,6 +139,9 @@ class Engine final : public CacheObserver {
     boost::asio::steady_timer tick_timer_;
     boost::asio::steady_timer flush_timer_;
     bool stopped_ = true;
+    // Expires with the engine: a timer or posted handler already queued when the engine is destroyed (its
+    // completion cannot be cancelled any more) sees it and does not touch the engine.
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 
     std::vector<std::unique_ptr<Link>> links_;
     std::size_t active_link_ = 0;
