@@ -236,6 +236,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     });
     control.add("stats", [&](const nlohmann::json&) {
         nlohmann::json out = nlohmann::json::array();
+        tables.refresh_external_gauges();
         for (const auto& sample : metrics.snapshot()) {
             out.push_back({{"name", sample.name},
                            {"kind", sample.kind},
@@ -280,8 +281,11 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
 
     // The Prometheus endpoint (docs/METRICS.md).
     const PrometheusInfo prometheus_info{kVersion, config.node_id, config.node_name};
-    MetricsEndpoint metrics_endpoint(io, metrics,
-                                     [&] { return render_prometheus(metrics.snapshot(), prometheus_info); });
+    auto prometheus_text = [&] {
+        tables.refresh_external_gauges();
+        return render_prometheus(metrics.snapshot(), prometheus_info);
+    };
+    MetricsEndpoint metrics_endpoint(io, metrics, prometheus_text);
     if (config.metrics_listen) {
         std::string error;
         auto endpoint = parse_listen_address(*config.metrics_listen, error);
@@ -297,8 +301,7 @@ int run_daemon(DaemonConfig config, DaemonOptions options) {
     }
 
     control.add("metrics", [&](const nlohmann::json&) {
-        return nlohmann::json{{"content_type", kPrometheusContentType},
-                              {"text", render_prometheus(metrics.snapshot(), prometheus_info)}};
+        return nlohmann::json{{"content_type", kPrometheusContentType}, {"text", prometheus_text()}};
     });
 
     // systemd: READY=1 once the kernel table is dumped and, on a backup, the peers' tables are in (a node

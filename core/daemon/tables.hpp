@@ -74,10 +74,12 @@ class Tables {
 
     FlowCache& internal() { return internal_; }
     FlowCache& external() { return external_; }
+    // Sets the gauges external.flows and external.expectations from the cache, which the replication engine
+    // changes without telling: called before every read of the metrics (stats, metrics, the endpoint).
+    void refresh_external_gauges();
 
   private:
     sdk::Source& require_source() const;
-    void refresh_external_gauges();
     nlohmann::json write_ops(const std::vector<sdk::FlowState>& upserts,
                              const std::vector<sdk::FlowState>& deletes,
                              const std::vector<sdk::Expectation>& expectations, std::string_view event,

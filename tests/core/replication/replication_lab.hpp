@@ -285,6 +285,9 @@ class ReplicationLab {
                 }
             }
             EXPECT_EQ(differ, 0u) << "backup " << b;
+            // The gauge says what the cache holds (it was once set only by import and flush).
+            EXPECT_EQ(backup(b).stat("external.flows"), static_cast<std::int64_t>(kernel.size()))
+                << "backup " << b;
         }
     }
 
