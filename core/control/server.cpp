@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/control/server.hpp"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -295,6 +296,9 @@ void Server::handle(Parsed parsed, Reply reply) {
             outcome.reset();
         }
         work = Work();  // what it captured (a snapshot) goes here, not on the loop
+        // A whole table's snapshot and JSON were just freed: give the pages back, or a dump of 50k flows
+        // leaves the daemon about 450 MB resident for good (glibc keeps freed heap; measured in the soak).
+        ::malloc_trim(0);
         asio::post(io_, [this, outcome = std::move(outcome), out = std::move(out),
                          reply = std::move(reply)]() mutable {
             reply(outcome ? finish(std::move(*outcome)) : std::move(out));
