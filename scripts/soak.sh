@@ -4,7 +4,7 @@
 # (a primary, two warm-standby backups, transport-mcast) under steady churn: RATE creates and RATE deletes
 # per second on the primary's kernel table (a window of 50000 live entries), an exact convergence check every
 # minute, RSS, resend queue and standby backlog sampled; it fails on any divergence or when a node's RSS
-# leaves 5 % of its value at the end of the warm-up (the first sixth). Samples go to a TSV file.
+# leaves 5 % of the range it had during the warm-up (the first sixth). Samples go to a TSV file.
 #
 #   scripts/soak.sh [MINUTES] [RATE]     (default 30 10000; RATE a multiple of 1000 up to 50000)
 #   CTSYNC_SOAK_OUT=path (default <build>/soak-<date>.tsv)
