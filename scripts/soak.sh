@@ -25,4 +25,6 @@ cmake --build "${CTSYNC_BUILD_DIR}" --parallel "$(nproc)" --target ctsync_soak
 out="${CTSYNC_SOAK_OUT:-${CTSYNC_BUILD_DIR}/soak-$(date -u +%Y%m%dT%H%M%SZ).tsv}"
 step "soak: ${minutes} min at ${rate} creates/s and as many deletes; samples to ${out}"
 CTSYNC_SOAK_MINUTES="${minutes}" CTSYNC_SOAK_RATE="${rate}" CTSYNC_SOAK_OUT="${out}" \
-    timeout --signal=TERM --kill-after=30 "$(((minutes + 10) * 60))" "${CTSYNC_BUILD_DIR}/bin/ctsync_soak"
+    timeout --signal=TERM --kill-after=30 "$(((minutes * 2 + 15) * 60))" "${CTSYNC_BUILD_DIR}/bin/ctsync_soak" || status=$?
+"${CTSYNC_ROOT}/scripts/lab-cleanup.sh"  # what a timed-out run left behind
+exit "${status:-0}"
